@@ -1,0 +1,1 @@
+"""The fine-tuning layer every zoo model plugs into."""

@@ -1,0 +1,59 @@
+"""The `zoo` click group, and the error handling every subcommand shares."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Modules that add subcommands to `cli`; each registers its commands on import.
+COMMAND_MODULES = (
+    "zoo.cli.models",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="keras-zoo")
+def cli():
+    """A zoo of classic CNNs and a kit to fine-tune, diagnose and serve them."""
+
+
+def _load_commands() -> None:
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; errors the user can fix print one line and exit non-zero, without a traceback."""
+    if not any(flag in (argv if argv is not None else sys.argv[1:]) for flag in ("-h", "--help", "--version")):
+        from zoo.cli.quiet import start_tensorflow_quietly
+
+        start_tensorflow_quietly()
+    from zoo.errors import ZooError
+
+    _load_commands()
+    try:
+        cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except ZooError as error:
+        click.echo(f"Error: {error}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

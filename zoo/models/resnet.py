@@ -1,0 +1,158 @@
+"""ResNet v1 (He, Zhang, Ren, Sun. "Deep Residual Learning for Image Recognition", CVPR 2016) and
+v2 with pre-activation (He et al. "Identity Mappings in Deep Residual Networks", ECCV 2016).
+
+resnet50/101/152 and the v2 models follow keras.applications layer for layer (names, order,
+biases, BatchNorm epsilon), so its ImageNet weight files load into them. v1 strides the first 1x1
+convolution of a downsampling bottleneck, as keras.applications and the paper do. resnet18/34
+use basic blocks without convolution biases, as torchvision does; their trainable parameters
+equal torchvision's counts (11,689,512 and 21,797,672), and Keras adds BatchNorm's moving mean and
+variance to the total.
+"""
+
+import keras
+from keras import layers
+
+from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
+from zoo.preprocessing import CAFFE, TF_SYMMETRIC, TORCH
+from zoo.registry import ModelSpec, register
+
+BN_EPSILON = 1.001e-5
+STAGE_FILTERS = (64, 128, 256, 512)
+
+# name: (block, blocks per stage, pre-activation, parameters at 224x224x3 and 1000 classes)
+CONFIGS = {
+    "resnet18": ("basic", (2, 2, 2, 2), False, 11_699_112),
+    "resnet34": ("basic", (3, 4, 6, 3), False, 21_814_696),
+    "resnet50": ("bottleneck", (3, 4, 6, 3), False, 25_636_712),
+    "resnet101": ("bottleneck", (3, 4, 23, 3), False, 44_707_176),
+    "resnet152": ("bottleneck", (3, 8, 36, 3), False, 60_419_944),
+    "resnet50v2": ("bottleneck", (3, 4, 6, 3), True, 25_613_800),
+    "resnet101v2": ("bottleneck", (3, 4, 23, 3), True, 44_675_560),
+    "resnet152v2": ("bottleneck", (3, 8, 36, 3), True, 60_380_648),
+}
+
+
+def batch_norm(x, name):
+    return layers.BatchNormalization(epsilon=BN_EPSILON, name=name)(x)
+
+
+def relu(x, name):
+    return layers.Activation("relu", name=name)(x)
+
+
+def conv(x, filters, kernel, name, strides=1, padding="valid", use_bias=True):
+    return layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
+                         kernel_initializer=RELU_INIT, name=name)(x)
+
+
+def basic_block(x, filters, stride, shortcut_conv, name):
+    """Two 3x3 convolutions (v1); a 1x1 projection shortcut where the shape changes."""
+    shortcut = x
+    if shortcut_conv:
+        shortcut = conv(x, filters, 1, f"{name}_0_conv", strides=stride, use_bias=False)
+        shortcut = batch_norm(shortcut, f"{name}_0_bn")
+    x = conv(x, filters, 3, f"{name}_1_conv", strides=stride, padding="same", use_bias=False)
+    x = relu(batch_norm(x, f"{name}_1_bn"), f"{name}_1_relu")
+    x = conv(x, filters, 3, f"{name}_2_conv", padding="same", use_bias=False)
+    x = batch_norm(x, f"{name}_2_bn")
+    x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return relu(x, f"{name}_out")
+
+
+def bottleneck_block(x, filters, stride, shortcut_conv, name):
+    """1x1 (strided) - 3x3 - 1x1 x4 bottleneck (v1), as keras.applications builds it."""
+    shortcut = x
+    if shortcut_conv:
+        shortcut = conv(x, 4 * filters, 1, f"{name}_0_conv", strides=stride)
+        shortcut = batch_norm(shortcut, f"{name}_0_bn")
+    x = conv(x, filters, 1, f"{name}_1_conv", strides=stride)
+    x = relu(batch_norm(x, f"{name}_1_bn"), f"{name}_1_relu")
+    x = conv(x, filters, 3, f"{name}_2_conv", padding="same")
+    x = relu(batch_norm(x, f"{name}_2_bn"), f"{name}_2_relu")
+    x = conv(x, 4 * filters, 1, f"{name}_3_conv")
+    x = batch_norm(x, f"{name}_3_bn")
+    x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return relu(x, f"{name}_out")
+
+
+def preactivation_bottleneck_block(x, filters, stride, shortcut_conv, name):
+    """BN-ReLU first, then 1x1 - 3x3 (strided) - 1x1 x4; the identity path stays clean (v2)."""
+    preact = relu(batch_norm(x, f"{name}_preact_bn"), f"{name}_preact_relu")
+    if shortcut_conv:
+        shortcut = conv(preact, 4 * filters, 1, f"{name}_0_conv", strides=stride)
+    elif stride > 1:
+        shortcut = layers.MaxPooling2D(1, strides=stride, name=f"{name}_0_pool")(x)
+    else:
+        shortcut = x
+    x = conv(preact, filters, 1, f"{name}_1_conv", use_bias=False)
+    x = relu(batch_norm(x, f"{name}_1_bn"), f"{name}_1_relu")
+    x = layers.ZeroPadding2D(1, name=f"{name}_2_pad")(x)
+    x = conv(x, filters, 3, f"{name}_2_conv", strides=stride, use_bias=False)
+    x = relu(batch_norm(x, f"{name}_2_bn"), f"{name}_2_relu")
+    x = conv(x, 4 * filters, 1, f"{name}_3_conv")
+    return layers.Add(name=f"{name}_out")([shortcut, x])
+
+
+def stage(x, block, filters, blocks, stride, preactivation, name):
+    """One stage of residual blocks. v1 downsamples in its first block, v2 in its last."""
+    for index in range(1, blocks + 1):
+        block_name = f"{name}_block{index}"
+        if preactivation:
+            block_stride = stride if index == blocks else 1
+            x = preactivation_bottleneck_block(x, filters, block_stride, index == 1, block_name)
+        else:
+            block_stride = stride if index == 1 else 1
+            changes_shape = index == 1 and (stride != 1 or block == "bottleneck" or filters != x.shape[-1])
+            block_fn = bottleneck_block if block == "bottleneck" else basic_block
+            x = block_fn(x, filters, block_stride, changes_shape, block_name)
+    return x
+
+
+def resnet(input_shape, num_classes, include_top, pooling, name, config, classifier_activation="softmax"):
+    """A ResNet: 7x7/2 stem and 3x3/2 max pool, four stages of residual blocks, global average
+    pooling and the classifier."""
+    block, blocks_per_stage, preactivation, _ = CONFIGS[config]
+    inputs = image_input(input_shape)
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
+    x = conv(x, 64, 7, "conv1_conv", strides=2, use_bias=block == "bottleneck")
+    if not preactivation:
+        x = relu(batch_norm(x, "conv1_bn"), "conv1_relu")
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    for index, (filters, blocks) in enumerate(zip(STAGE_FILTERS, blocks_per_stage)):
+        if preactivation:
+            stride = 1 if index == len(STAGE_FILTERS) - 1 else 2
+        else:
+            stride = 1 if index == 0 else 2
+        x = stage(x, block, filters, blocks, stride, preactivation, f"conv{index + 2}")
+    if preactivation:
+        x = relu(batch_norm(x, "post_bn"), "post_relu")
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = classifier(x, num_classes, classifier_activation)
+    else:
+        x = feature_pooling(x, pooling)
+    return keras.Model(inputs, x, name=name)
+
+
+PAPERS = {
+    False: "He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
+    True: "He et al., Identity Mappings in Deep Residual Networks, ECCV 2016",
+}
+
+for _name, (_block, _blocks, _preactivation, _params) in CONFIGS.items():
+    register(
+        ModelSpec(
+            name=_name,
+            family="resnet",
+            builder=resnet,
+            paper=PAPERS[_preactivation],
+            default_input_shape=(224, 224, 3),
+            min_input_size=32,
+            default_num_classes=1000,
+            num_params=_params,
+            # the keras.applications twins keep its conventions, so its weights apply as they are
+            preprocessing=TF_SYMMETRIC if _preactivation else (CAFFE if _block == "bottleneck" else TORCH),
+            options={"config": _name},
+        )
+    )

@@ -1,0 +1,82 @@
+"""VGG (Simonyan & Zisserman. "Very Deep Convolutional Networks for Large-Scale Image
+Recognition", ICLR 2015), configurations A, B, D and E, with and without batch normalization.
+
+Layer names and weight shapes follow keras.applications (`block1_conv1`, `fc1`, `predictions`),
+so its ImageNet weight files load into vgg16 and vgg19.
+"""
+
+import keras
+from keras import layers
+
+from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
+from zoo.preprocessing import CAFFE, TORCH
+from zoo.registry import ModelSpec, register
+
+# convolutions per block; every block has 64, 128, 256, 512, 512 filters and ends in a 2x2 max pool
+CONFIGS = {
+    "vgg11": (1, 1, 2, 2, 2),  # A
+    "vgg13": (2, 2, 2, 2, 2),  # B
+    "vgg16": (2, 2, 3, 3, 3),  # D
+    "vgg19": (2, 2, 4, 4, 4),  # E
+}
+BLOCK_FILTERS = (64, 128, 256, 512, 512)
+PARAMS = {
+    "vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_357_544, "vgg19": 143_667_240,
+    # with BatchNorm, Keras also counts the moving mean and variance (torchvision counts only the
+    # trainable 132,868,840 / 133,053,736 / 138,365,992 / 143,678,248)
+    "vgg11_bn": 132_874_344, "vgg13_bn": 133_059_624, "vgg16_bn": 138_374_440, "vgg19_bn": 143_689_256,
+}
+
+
+def conv_block(x, filters, convolutions, block, batch_norm):
+    """`convolutions` 3x3 convolutions (each optionally batch-normalized) and a 2x2 max pool."""
+    for index in range(1, convolutions + 1):
+        prefix = f"block{block}_conv{index}"
+        if batch_norm:
+            x = layers.Conv2D(filters, 3, padding="same", kernel_initializer=RELU_INIT, name=prefix)(x)
+            x = layers.BatchNormalization(name=f"block{block}_bn{index}")(x)
+            x = layers.Activation("relu", name=f"block{block}_relu{index}")(x)
+        else:
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=RELU_INIT,
+                              name=prefix)(x)
+    return layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+
+
+def vgg(input_shape, num_classes, include_top, pooling, name, config, batch_norm=False, dropout=0.5,
+        classifier_activation="softmax"):
+    """A VGG network: five blocks of 3x3 convolutions, then FC-4096, FC-4096 (dropout 0.5) and
+    the classifier."""
+    inputs = image_input(input_shape)
+    x = inputs
+    for block, (filters, convolutions) in enumerate(zip(BLOCK_FILTERS, CONFIGS[config]), start=1):
+        x = conv_block(x, filters, convolutions, block, batch_norm)
+    if include_top:
+        x = layers.Flatten(name="flatten")(x)
+        for index in (1, 2):
+            x = layers.Dense(4096, activation="relu", kernel_initializer=RELU_INIT, name=f"fc{index}")(x)
+            x = layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
+        x = classifier(x, num_classes, classifier_activation)
+    else:
+        x = feature_pooling(x, pooling)
+    return keras.Model(inputs, x, name=name)
+
+
+for _config in CONFIGS:
+    for _batch_norm in (False, True):
+        _name = f"{_config}_bn" if _batch_norm else _config
+        register(
+            ModelSpec(
+                name=_name,
+                family="vgg",
+                builder=vgg,
+                paper="Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
+                      "Recognition, ICLR 2015",
+                default_input_shape=(224, 224, 3),
+                min_input_size=32,
+                default_num_classes=1000,
+                num_params=PARAMS[_name],
+                # vgg16/vgg19 share keras.applications' caffe convention, so its weights apply as they are
+                preprocessing=CAFFE if _config in ("vgg16", "vgg19") and not _batch_norm else TORCH,
+                options={"config": _config, "batch_norm": _batch_norm, "dropout": 0.5},
+            )
+        )

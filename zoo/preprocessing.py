@@ -1,0 +1,82 @@
+"""What a model expects of its input pixels, and a serializable layer that applies it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import ops
+
+IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
+IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """Maps pixels in [0, 255] to model input: ``(pixels[..., order] - mean) / std``.
+
+    ``channel_order`` is "rgb", "bgr" (caffe-style models reverse the channels first) or "gray".
+    ``mean``/``std`` are per channel (after reordering) or a single value for all channels;
+    a scale/offset convention such as [-1, 1] is ``mean=127.5, std=127.5``.
+    """
+
+    name: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    channel_order: str = "rgb"
+
+    def describe(self) -> str:
+        mean = ", ".join(f"{value:g}" for value in self.mean)
+        std = ", ".join(f"{value:g}" for value in self.std)
+        return f"{self.name}: {self.channel_order.upper()} pixels in [0, 255], minus ({mean}), divided by ({std})"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def layer(self, name: str = "preprocessing") -> "ImagePreprocessing":
+        return ImagePreprocessing(
+            mean=list(self.mean), std=list(self.std), reverse_channels=self.channel_order == "bgr", name=name
+        )
+
+    def for_channels(self, channels: int) -> "Preprocessing":
+        """The same convention for inputs with another number of channels (gray <-> RGB)."""
+        if len(self.mean) in (1, channels):
+            return self
+        mean = (sum(self.mean) / len(self.mean),) if channels == 1 else (self.mean[0],) * channels
+        std = (sum(self.std) / len(self.std),) if channels == 1 else (self.std[0],) * channels
+        order = "gray" if channels == 1 else ("rgb" if self.channel_order == "gray" else self.channel_order)
+        return dataclasses.replace(self, mean=mean, std=std, channel_order=order)
+
+
+UNIT_SCALE = Preprocessing("unit", mean=(0.0,), std=(255.0,), channel_order="gray")
+TORCH = Preprocessing("torch", mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB)
+CAFFE = Preprocessing("caffe", mean=CAFFE_MEAN_BGR, std=(1.0, 1.0, 1.0), channel_order="bgr")
+TF_SYMMETRIC = Preprocessing("tf", mean=(127.5,), std=(127.5,))
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ImagePreprocessing(keras.layers.Layer):
+    """Applies a model's preprocessing inside the graph, so exports take raw pixels."""
+
+    def __init__(self, mean, std, reverse_channels=False, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = [float(value) for value in mean]
+        self.std = [float(value) for value in std]
+        self.reverse_channels = bool(reverse_channels)
+
+    def call(self, inputs):
+        inputs = ops.cast(inputs, self.compute_dtype)
+        if self.reverse_channels:
+            inputs = ops.flip(inputs, axis=-1)
+        mean = ops.convert_to_tensor(self.mean, dtype=self.compute_dtype)
+        std = ops.convert_to_tensor(self.std, dtype=self.compute_dtype)
+        return (inputs - mean) / std
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(mean=self.mean, std=self.std, reverse_channels=self.reverse_channels)
+        return config
