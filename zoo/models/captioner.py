@@ -1,0 +1,220 @@
+"""The image captioner of Show and Tell (Vinyals, Toshev, Bengio, Erhan. "Show and Tell: A Neural
+Image Caption Generator", CVPR 2015): a CNN encoder and an LSTM or GRU language model.
+
+As in the paper, the image embedding is the decoder's first input (x_-1 = W_I CNN(I)), then the
+start token and the words of the caption (x_t = W_e S_t); the word after each input is predicted
+by a softmax over the vocabulary. The recurrent layers read the image step once and carry its
+state into the words, so the same weights serve training (teacher forcing over whole captions)
+and step-by-step decoding (`zoo.decoding`).
+
+The encoder is any zoo backbone without its classifier, average-pooled, with the backbone's
+preprocessing inside, so the captioner takes pixels in [0, 255]. It is frozen by default (it then
+runs in inference mode and its features can be cached), or trained with the decoder.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from zoo.errors import ZooError
+from zoo.preprocessing import Preprocessing
+from zoo.registry import ModelSpec, create, get_spec, register
+from zoo.text import SPECIAL_TOKENS
+
+RNN_LAYERS = {"lstm": layers.LSTM, "gru": layers.GRU}
+PAPER = "Vinyals et al., Show and Tell: A Neural Image Caption Generator, CVPR 2015"
+
+# The captioner takes pixels in [0, 255]: its encoder applies the backbone's own preprocessing.
+PIXELS = Preprocessing("pixels", mean=(0.0,), std=(1.0,), channel_order="rgb")
+
+DEFAULTS = {
+    "backbone": "resnet18",
+    "rnn": "lstm",
+    "vocabulary": None,
+    "embedding_dim": 256,
+    "units": 256,
+    "num_layers": 1,
+    "dropout": 0.3,
+    "train_encoder": False,
+    "max_caption_length": 20,
+}
+DEFAULT_INPUT_SHAPE = (64, 64, 3)
+DEFAULT_VOCABULARY_SIZE = 1000
+
+
+def build_encoder(backbone: str, input_shape, *, pooling="avg", trainable=False, name="encoder"):
+    """Pixels in [0, 255] -> a feature vector: the backbone's preprocessing, then the backbone
+    without its classifier. A frozen backbone runs in inference mode (BatchNorm statistics fixed)."""
+    if backbone == "captioner":
+        raise ZooError("a captioner's backbone is an image model such as resnet18, not another captioner")
+    spec = get_spec(backbone)
+    features = create(backbone, include_top=False, pooling=pooling, input_shape=input_shape)
+    features.trainable = trainable
+    images = keras.Input(shape=features.input_shape[1:], name="image")
+    preprocessing = spec.preprocessing.for_channels(features.input_shape[-1]).layer("image_preprocessing")
+    x = preprocessing(images)
+    x = features(x) if trainable else features(x, training=False)
+    return keras.Model(images, x, name=name)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Captioner(keras.Model):
+    """Show and Tell: images [B, H, W, C] and caption ids [B, T] -> next-word logits [B, T, V].
+
+    Args:
+        vocabulary: the token list from `zoo.text.build_vocabulary` (special tokens first); saved
+            with the model. None builds a model of `vocabulary_size` tokens that cannot yet decode.
+        vocabulary_size: the number of tokens when no vocabulary is given.
+        backbone: a registered image model used as the encoder.
+        rnn: "lstm" (as in the paper) or "gru".
+        image_shape: (height, width, channels) of the input images.
+        embedding_dim: size of the word embeddings and of the projected image embedding.
+        units: state size of each recurrent layer.
+        num_layers: stacked recurrent layers.
+        dropout: on the embeddings, between recurrent layers and before the softmax.
+        train_encoder: train the backbone with the decoder instead of freezing it.
+        max_caption_length: the most words a decoded caption has (and training captions keep).
+    """
+
+    def __init__(self, vocabulary=None, *, vocabulary_size=None, backbone=DEFAULTS["backbone"],
+                 rnn=DEFAULTS["rnn"], image_shape=DEFAULT_INPUT_SHAPE, embedding_dim=DEFAULTS["embedding_dim"],
+                 units=DEFAULTS["units"], num_layers=DEFAULTS["num_layers"], dropout=DEFAULTS["dropout"],
+                 train_encoder=DEFAULTS["train_encoder"], max_caption_length=DEFAULTS["max_caption_length"],
+                 name="captioner", **kwargs):
+        if vocabulary is not None:
+            vocabulary = [str(token) for token in vocabulary]
+            if tuple(vocabulary[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+                raise ZooError(f"a caption vocabulary starts with the special tokens {SPECIAL_TOKENS}; "
+                               "build it with zoo.text.build_vocabulary")
+            vocabulary_size = len(vocabulary)
+        if vocabulary_size is None or vocabulary_size <= len(SPECIAL_TOKENS):
+            raise ZooError(f"a captioner needs a vocabulary of more than {len(SPECIAL_TOKENS)} tokens, "
+                           f"got {vocabulary_size}")
+        if rnn not in RNN_LAYERS:
+            raise ZooError(f"rnn must be one of {', '.join(RNN_LAYERS)}, not {rnn!r}")
+        if num_layers < 1:
+            raise ZooError(f"num_layers must be at least 1, got {num_layers}")
+        if not 0.0 <= dropout < 1.0:
+            raise ZooError(f"dropout must be in [0, 1), got {dropout}")
+        if max_caption_length < 1:
+            raise ZooError(f"max_caption_length must be at least 1, got {max_caption_length}")
+
+        encoder = build_encoder(backbone, tuple(image_shape), trainable=train_encoder)
+        decoder = build_decoder(encoder.output_shape[-1], vocabulary_size, rnn=rnn, embedding_dim=embedding_dim,
+                                units=units, num_layers=num_layers, dropout=dropout)
+        images = keras.Input(shape=encoder.input_shape[1:], name="image")
+        tokens = keras.Input(shape=(None,), dtype="int32", name="caption_tokens")
+        logits = decoder([encoder(images), tokens])
+        super().__init__(inputs=[images, tokens], outputs=logits, name=name, **kwargs)
+
+        self.encoder = encoder
+        self.decoder = decoder
+        self.vocabulary = vocabulary
+        self.vocabulary_size = int(vocabulary_size)
+        self.backbone = backbone
+        self.rnn = rnn
+        self.image_shape = tuple(int(size) for size in encoder.input_shape[1:])
+        self.embedding_dim = int(embedding_dim)
+        self.units = int(units)
+        self.num_layers = int(num_layers)
+        self.dropout = float(dropout)
+        self.train_encoder = bool(train_encoder)
+        self.max_caption_length = int(max_caption_length)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "vocabulary": self.vocabulary,
+            "vocabulary_size": self.vocabulary_size,
+            "backbone": self.backbone,
+            "rnn": self.rnn,
+            "image_shape": list(self.image_shape),
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "train_encoder": self.train_encoder,
+            "max_caption_length": self.max_caption_length,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+    # Step-by-step decoding: the same layers as the training graph, one time step at a time.
+
+    def _recurrent_layers(self):
+        return [self.decoder.get_layer(f"{self.rnn}_{index}") for index in range(1, self.num_layers + 1)]
+
+    def initial_states(self, images):
+        """The recurrent states after the image step: a list (per layer) of lists of [B, units]."""
+        features = self.encoder(images, training=False)
+        x = self.decoder.get_layer("image_embedding")(features)
+        states = []
+        for layer in self._recurrent_layers():
+            zeros = layer.cell.get_initial_state(keras.ops.shape(x)[0])
+            x, layer_states = layer.cell(x, zeros, training=False)
+            states.append(list(layer_states))
+        return states
+
+    def next_word_logits(self, tokens, states):
+        """One step: the previous tokens [B] and states -> logits [B, V] over the next word, new states."""
+        # The embedding table itself: the layer would attach its padding mask, which cells refuse.
+        x = keras.ops.take(self.decoder.get_layer("word_embedding").embeddings, tokens, axis=0)
+        new_states = []
+        for layer, layer_states in zip(self._recurrent_layers(), states):
+            x, layer_states = layer.cell(x, layer_states, training=False)
+            new_states.append(list(layer_states))
+        return self.decoder.get_layer("word_logits")(x), new_states
+
+
+def build_decoder(feature_size: int, vocabulary_size: int, *, rnn: str, embedding_dim: int, units: int,
+                  num_layers: int, dropout: float, name: str = "decoder"):
+    """Image features [B, F] and caption ids [B, T] -> next-word logits [B, T, V], padding masked.
+
+    The image embedding is a one-step sequence run through the recurrent layers first; their final
+    states start the word sequence, which is the paper's image-as-first-input unrolled in two calls
+    of the same layers.
+    """
+    features = keras.Input(shape=(feature_size,), name="image_features")
+    tokens = keras.Input(shape=(None,), dtype="int32", name="caption_tokens")
+    image_step = layers.Dense(embedding_dim, name="image_embedding")(features)
+    image_step = layers.Reshape((1, embedding_dim), name="image_step")(image_step)
+    words = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="word_embedding")(tokens)
+    embedding_dropout = layers.Dropout(dropout, name="embedding_dropout")
+    image_step, words = embedding_dropout(image_step), embedding_dropout(words)
+    for index in range(1, num_layers + 1):
+        recurrent = RNN_LAYERS[rnn](units, return_sequences=True, return_state=True, name=f"{rnn}_{index}")
+        image_step, *states = recurrent(image_step)
+        words = recurrent(words, initial_state=states)[0]
+        layer_dropout = layers.Dropout(dropout, name=f"{rnn}_{index}_dropout")
+        image_step, words = layer_dropout(image_step), layer_dropout(words)
+    logits = layers.Dense(vocabulary_size, name="word_logits")(words)
+    return keras.Model([features, tokens], logits, name=name)
+
+
+def captioner(input_shape, num_classes, include_top, pooling, name, **options):
+    """The registry's builder: `num_classes` is the vocabulary size when no vocabulary is given;
+    without its top the captioner is its image encoder (pooled as asked)."""
+    if not include_top:
+        return build_encoder(options["backbone"], input_shape, pooling=pooling,
+                             trainable=options["train_encoder"], name=f"{name}_encoder")
+    return Captioner(vocabulary_size=num_classes, image_shape=input_shape, name=name, **options)
+
+
+register(
+    ModelSpec(
+        name="captioner",
+        family="captioner",
+        builder=captioner,
+        paper=PAPER,
+        default_input_shape=DEFAULT_INPUT_SHAPE,
+        min_input_size=32,  # resnet18's; another backbone checks its own minimum
+        default_num_classes=DEFAULT_VOCABULARY_SIZE,
+        num_params=12_355_752,
+        preprocessing=PIXELS,
+        options=dict(DEFAULTS),
+        test_input_size=32,
+    )
+)
