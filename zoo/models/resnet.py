@@ -15,6 +15,7 @@ from keras import layers
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
 from zoo.preprocessing import CAFFE, TF_SYMMETRIC, TORCH
 from zoo.registry import ModelSpec, register
+from zoo.weights import imagenet_weights
 
 BN_EPSILON = 1.001e-5
 STAGE_FILTERS = (64, 128, 256, 512)
@@ -154,5 +155,6 @@ for _name, (_block, _blocks, _preactivation, _params) in CONFIGS.items():
             # the keras.applications twins keep its conventions, so its weights apply as they are
             preprocessing=TF_SYMMETRIC if _preactivation else (CAFFE if _block == "bottleneck" else TORCH),
             options={"config": _name},
+            weights=imagenet_weights(_name),
         )
     )

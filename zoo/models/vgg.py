@@ -11,6 +11,7 @@ from keras import layers
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
 from zoo.preprocessing import CAFFE, TORCH
 from zoo.registry import ModelSpec, register
+from zoo.weights import imagenet_weights
 
 # convolutions per block; every block has 64, 128, 256, 512, 512 filters and ends in a 2x2 max pool
 CONFIGS = {
@@ -78,5 +79,6 @@ for _config in CONFIGS:
                 # vgg16/vgg19 share keras.applications' caffe convention, so its weights apply as they are
                 preprocessing=CAFFE if _config in ("vgg16", "vgg19") and not _batch_norm else TORCH,
                 options={"config": _config, "batch_norm": _batch_norm, "dropout": 0.5},
+                weights=imagenet_weights(_name),
             )
         )
