@@ -307,7 +307,7 @@ def _mismatch(weight_file: WeightFile, model, layer, file_arrays) -> ZooError:
         detail = f"it has weights of shapes {_shape_text(found)} in the file and {_shape_text(expected)} in the model"
     hint = ""
     if len(expected[0]) == 2:
-        hint = ("; a dense top fixes the input size: use the weights' input size, or include_top=False")
+        hint = "; a dense top fixes the input size: use the weights' input size, or include_top=False"
     return ZooError(f"{weight_file.path} does not fit layer {layer.name!r} of {model.name}: {detail}{hint}")
 
 
