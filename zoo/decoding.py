@@ -139,6 +139,7 @@ class CaptionGenerator(tf.Module):
         # id -> word, a lookup table: an export must track it (`ExportArchive.track`).
         self.words = keras.layers.StringLookup(vocabulary=captioner.vocabulary[2:], invert=True,
                                                mask_token=SPECIAL_TOKENS[PADDING_ID], name="caption_words")
+        self.words(tf.constant([PADDING_ID]))  # builds the layer, as an export needs it built
         self._compiled = {}
 
     @property
