@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Modules that add subcommands to `cli`; each registers its commands on import.
 COMMAND_MODULES = (
     "zoo.cli.models",
+    "zoo.cli.captioning",
     "zoo.cli.serving",
 )
 
