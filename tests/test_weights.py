@@ -8,16 +8,14 @@ import urllib.error
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import h5py  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo import imagenet  # noqa: E402
 from zoo.cli.app import main  # noqa: E402
-from zoo.weights import IMAGENET_CLASSES, load_model_file  # noqa: E402
+from zoo.weights import IMAGENET_CLASSES, load_model_file, save_legacy_weights  # noqa: E402
 
 APPLICATIONS = {
     "vgg16": keras.applications.VGG16,
@@ -41,12 +39,6 @@ def randomize_batch_norm(model, seed=0):
                                rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, variance.shape)])
 
 
-def write_legacy_h5(model, path):
-    with h5py.File(path, "w") as file:
-        save_weights_to_hdf5_group(file, model)
-    return str(path)
-
-
 def images(size, channels=3, count=2, seed=0):
     """Preprocessed-looking inputs: zero-centred, pixel-scaled."""
     return np.random.default_rng(seed).uniform(-120, 120, (count, size, size, channels)).astype("float32")
@@ -64,7 +56,7 @@ def keras_file(tmp_path_factory):
             randomize_batch_norm(reference)
             top = "" if include_top else "_notop"
             path = tmp_path_factory.mktemp("keras") / f"{name}_weights_tf_dim_ordering_tf_kernels{top}.h5"
-            made[key] = (write_legacy_h5(reference, path), reference)
+            made[key] = (save_legacy_weights(reference, path), reference)
         return made[key]
 
     return make
@@ -191,7 +183,7 @@ def test_a_file_of_another_architecture_is_refused(keras_file, tmp_path):
     path, _ = keras_file("resnet50", False, 64)
     with pytest.raises(zoo.ZooError, match="no weights for layer 'conv4_block7_1_conv' of resnet101"):
         zoo.create("resnet101", weights=path, include_top=False, input_shape=(64, 64, 3))
-    deeper = write_legacy_h5(zoo.create("vgg13", include_top=False, input_shape=(32, 32, 3)), tmp_path / "vgg13.h5")
+    deeper = save_legacy_weights(zoo.create("vgg13", include_top=False, input_shape=(32, 32, 3)), tmp_path / "vgg13.h5")
     with pytest.raises(zoo.ZooError, match="'block1_conv2'.*that vgg11 lacks"):
         zoo.create("vgg11", weights=deeper, include_top=False, input_shape=(32, 32, 3))
 

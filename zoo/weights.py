@@ -33,7 +33,7 @@ from keras.src.applications import resnet as keras_resnet
 from keras.src.applications import vgg16 as keras_vgg16
 from keras.src.applications import vgg19 as keras_vgg19
 from keras.src.backend import config as keras_config
-from keras.src.legacy.saving.legacy_h5_format import load_attributes_from_hdf5_group
+from keras.src.legacy.saving.legacy_h5_format import load_attributes_from_hdf5_group, save_weights_to_hdf5_group
 from keras.src.utils.file_utils import validate_file
 from keras.src.utils.naming import to_snake_case
 
@@ -223,6 +223,13 @@ def _read_legacy_h5(group, path: str) -> WeightFile:
         if len(weight_names):
             layers[name] = [np.asarray(group[name][weight]) for weight in weight_names]
     return WeightFile(path, layers)
+
+
+def save_legacy_weights(model, path) -> str:
+    """Writes a model's weights as a legacy HDF5 file keyed by layer name, the Keras Applications format."""
+    with h5py.File(path, "w") as file:
+        save_weights_to_hdf5_group(file, model)
+    return os.fspath(path)
 
 
 def _read_keras3_h5(group, path: str) -> WeightFile:
