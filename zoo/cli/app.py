@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 COMMAND_MODULES = (
     "zoo.cli.models",
     "zoo.cli.captioning",
+    "zoo.cli.training",
     "zoo.cli.serving",
 )
 
@@ -56,6 +57,3 @@ def main(argv: list[str] | None = None) -> int:
         return done.exit_code
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
