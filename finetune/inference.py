@@ -4,8 +4,8 @@ A SOURCE is one of
 - a ``.keras`` file: preprocessing from the zoo spec of ``model.name`` (identity, with a warning,
   for models the zoo does not know); class names from a labels file, else ImageNet's for 1000
   outputs when Keras's class index is cached, else ``class_0, class_1, ...``;
-- a run folder: ``config.json`` (``model``, ``input_shape``, ``class_names``, ``preprocessing``)
-  beside ``best.keras`` (or ``last.keras``);
+- a run folder: ``config.json`` and/or ``classes.json`` (``model``, ``input_shape``, ``class_names``,
+  ``preprocessing``) beside ``best.keras`` (or ``last.keras``);
 - an exported SavedModel (``BASE/NAME/VERSION``, or ``BASE/NAME`` for its latest version).
 
 `load_model` is the one reader of the first two, for export and predict alike; `Classifier` is the
@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 # what a run folder holds (finetune's run writer uses the same names)
 RUN_CONFIG = "config.json"
 RUN_CLASSES = "classes.json"
+RUN_METADATA = (RUN_CONFIG, RUN_CLASSES)  # read in this order, the latter winning
 RUN_MODELS = ("best.keras", "last.keras")  # best first
 SAVED_MODEL_FILE = "saved_model.pb"
 LABELS_FILE = "labels.txt"  # in an export's assets/: one class name per line, in output order
@@ -94,24 +95,31 @@ def _default_class_names(num_classes: int, warnings: list[str]) -> list[str]:
     return [f"class_{index}" for index in range(num_classes)]
 
 
-def _run_folder_model(folder: Path) -> tuple[str, dict]:
-    try:
-        config = json.loads((folder / RUN_CONFIG).read_text(encoding="utf8"))
-    except (OSError, ValueError) as error:
-        raise ZooError(f"cannot read {folder / RUN_CONFIG}: {error}") from None
+def _is_run_folder(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / name).is_file() for name in RUN_METADATA)
+
+
+def _run_metadata(folder: Path) -> dict:
+    """config.json and classes.json of a run folder, merged; classes.json (the run's resolved
+    class names, input shape and preprocessing) wins where both say something."""
+    metadata: dict = {}
+    for name in RUN_METADATA:
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            values = json.loads(path.read_text(encoding="utf8"))
+        except (OSError, ValueError) as error:
+            raise ZooError(f"cannot read {path}: {error}") from None
+        metadata.update(values if isinstance(values, dict) else {"class_names": values})
+    return metadata
+
+
+def _run_model_path(folder: Path) -> str:
     for name in RUN_MODELS:
         if (folder / name).is_file():
-            return str(folder / name), config
+            return str(folder / name)
     raise ZooError(f"{folder} holds no trained model ({' or '.join(RUN_MODELS)}); has the run saved an epoch yet?")
-
-
-def _run_class_names(folder: Path, config: dict) -> list[str] | None:
-    if "class_names" in config:
-        return list(config["class_names"])
-    if (folder / RUN_CLASSES).is_file():
-        classes = json.loads((folder / RUN_CLASSES).read_text(encoding="utf8"))
-        return list(classes["class_names"] if isinstance(classes, dict) else classes)
-    return None
 
 
 def load_model(source, labels=None) -> LoadedModel:
@@ -123,20 +131,21 @@ def load_model(source, labels=None) -> LoadedModel:
     """
     source = Path(source)
     warnings: list[str] = []
-    if source.is_dir() and (source / RUN_CONFIG).is_file():
-        keras_path, config = _run_folder_model(source)
+    if _is_run_folder(source):
+        keras_path = _run_model_path(source)
         model = load_model_file(keras_path)
+        metadata = _run_metadata(source)
         preprocessing = (Preprocessing(**{key: tuple(value) if isinstance(value, list) else value
-                                          for key, value in config["preprocessing"].items()})
-                         if "preprocessing" in config else _preprocessing_from_spec(model, warnings))
-        class_names = _run_class_names(source, config)
+                                          for key, value in metadata["preprocessing"].items()})
+                         if "preprocessing" in metadata else _preprocessing_from_spec(model, warnings))
+        class_names = metadata.get("class_names")
     elif source.suffix == ".keras":
         keras_path = str(source)
         model = load_model_file(keras_path)
         preprocessing = _preprocessing_from_spec(model, warnings)
         class_names = None
     else:
-        raise ZooError(f"{source} is neither a .keras file nor a run folder (with {RUN_CONFIG})")
+        raise ZooError(f"{source} is neither a .keras file nor a run folder (with {' or '.join(RUN_METADATA)})")
     num_classes = _output_size(model, source)
     if labels is not None:
         class_names = read_labels(labels)

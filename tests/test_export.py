@@ -24,6 +24,8 @@ from zoo.preprocessing import CAFFE  # noqa: E402
 
 CLASS_NAMES = ["circle", "square", "triangle"]
 SIZE = 32
+RUN_METADATA = {"model": "lenet5", "input_shape": [SIZE, SIZE, 3], "class_names": CLASS_NAMES,
+                "preprocessing": CAFFE.to_dict()}
 QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
@@ -48,10 +50,17 @@ def run_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs") / "shapes"
     folder.mkdir()
     small_lenet(3).save(folder / "best.keras")
-    config = {"model": "lenet5", "input_shape": [SIZE, SIZE, 3], "class_names": CLASS_NAMES,
-              "preprocessing": CAFFE.to_dict()}
-    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "config.json").write_text(json.dumps({"model": "lenet5", "image_size": SIZE, "channels": 3}))
+    (folder / "classes.json").write_text(json.dumps(RUN_METADATA))
     return folder
+
+
+def test_a_run_folder_may_keep_everything_in_config_json(tmp_path):
+    small_lenet(3).save(tmp_path / "last.keras")
+    (tmp_path / "config.json").write_text(json.dumps(RUN_METADATA))
+    loaded = load_model(tmp_path)
+    assert (loaded.preprocessing, loaded.class_names, loaded.input_shape) == (CAFFE, CLASS_NAMES, (SIZE, SIZE, 3))
+    assert loaded.keras_path == str(tmp_path / "last.keras")
 
 
 @pytest.fixture(scope="module")
