@@ -40,7 +40,9 @@ def schedule(name: str, lr: float, *, steps_per_epoch: int, epochs: int, warmup_
     if name == "constant":
         base = keras.optimizers.schedules.PiecewiseConstantDecay([1], [lr, lr])
     elif name == "step":
-        boundaries = [step_every * steps_per_epoch * index for index in range(1, max(epochs // max(step_every, 1), 0) + 1)]
+        # PiecewiseConstantDecay keeps a value up to and including its boundary step
+        boundaries = [step_every * steps_per_epoch * index - 1
+                      for index in range(1, max(epochs // max(step_every, 1), 0) + 1)]
         values = [lr * decay_rate**index for index in range(len(boundaries) + 1)]
         base = (keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries
                 else keras.optimizers.schedules.PiecewiseConstantDecay([1], [lr, lr]))

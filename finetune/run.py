@@ -118,15 +118,18 @@ def head_only_model(model, feature_size: int):
     return keras.Model(inputs, x, name="head")
 
 
-def finetune(config: FinetuneConfig, out=None, resume: bool = False, verbose: int = 1) -> RunResult:
-    """Fine-tunes `config.model` on `config.data` and leaves a run folder in `out` (when given)."""
+def finetune(config: FinetuneConfig | None, out=None, resume: bool = False, verbose: int = 1) -> RunResult:
+    """Fine-tunes `config.model` on `config.data` and leaves a run folder in `out` (when given).
+
+    With `resume`, continues the run in `out` from its last completed epoch; `config` None means
+    the run's own config.json (pass a loaded one to change, say, the number of epochs).
+    """
     out = Path(out) if out is not None else None
     if resume:
         if out is None:
             raise ZooError("--resume needs the run folder (--out) of the run to continue")
-        saved = FinetuneConfig.load(out)
-        saved.epochs = max(saved.epochs, config.epochs) if config is not None else saved.epochs
-        config = saved
+        if config is None:
+            config = FinetuneConfig.load(out)
     config.validate()
     if config.mode == "predict":
         raise ZooError("--mode predict does not train: use `zoo predict` (or finetune.predict)")
@@ -153,8 +156,9 @@ def _run(config: FinetuneConfig, out: Path | None, resume: bool, verbose: int, s
     bundle, train, validation, test, augmenting = load(config, global_batch, drop_remainder=tpu)
     class_names = list(bundle.class_names)
     shape = input_shape_for(config)
-    if writes and not resume:
+    if writes:
         config.save(out / runfolder.CONFIG)
+    if writes and not resume:
         runfolder.write_json(out / runfolder.CLASSES, {
             "model": config.model, "class_names": class_names, "input_shape": list(shape),
             "preprocessing": preprocessing_for(config, shape[-1]).to_dict()})
@@ -237,11 +241,11 @@ def _run(config: FinetuneConfig, out: Path | None, resume: bool, verbose: int, s
                 runfolder.save_model_atomically(model, out / runfolder.BEST)
             if writes:
                 runfolder.save_model_atomically(model, out / runfolder.LAST)
-            # The checkpoint marks the epoch done; history.csv follows. A kill in between is
-            # mended on resume: rows after the restored epoch are dropped, missing ones rerun.
-            manager.save(checkpoint_number=epoch + 1)
+            # history.csv first, then the checkpoint that marks the epoch done: after a kill in
+            # between, resume drops the rows past the restored epoch and reruns that epoch.
             if writes:
                 runfolder.write_history(out / runfolder.HISTORY, history)
+            manager.save(checkpoint_number=epoch + 1)
         if tensorboard is not None:
             tensorboard.log(epoch, row)
         callbacks.on_epoch_end(epoch, {key: value for key, value in row.items() if key != "epoch"})

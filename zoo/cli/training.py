@@ -89,8 +89,10 @@ def build_config(model: str | None, options: dict):
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/MODEL-N).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last epoch.")
 @click.option("--ema", type=float, help="Keep an exponential moving average of the weights (e.g. 0.99).")
+@click.option("--backbone", help="captioner: the zoo model that encodes the images (default resnet18).")
+@click.option("--rnn", type=click.Choice(["lstm", "gru"]), help="captioner: the decoder's recurrent layer.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def finetune_command(model, out, resume, quiet, **options):
+def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
     """Fine-tune MODEL on your data (default: the built-in shapes) and leave a run folder.
 
     \b
@@ -102,6 +104,11 @@ def finetune_command(model, out, resume, quiet, **options):
     """
     from finetune.run import finetune
 
+    if model == "captioner":
+        _finetune_captioner(out, resume, quiet, backbone, rnn, options)
+        return
+    if backbone or rnn:
+        raise ZooError("--backbone and --rnn apply to `zoo finetune captioner` only")
     if options.get("ema") is None:
         options.pop("ema", None)
     config = build_config(model, options) if not resume else None
@@ -120,6 +127,36 @@ def finetune_command(model, out, resume, quiet, **options):
         click.echo(f"Fine-tuning {config.model} ({config.mode}) on {config.data or 'builtin:zoo_shapes'} "
                    f"into {out}")
     finetune(config, out=out, resume=resume, verbose=0 if quiet else 1)
+
+
+# `zoo finetune captioner` options and the captioner trainer's arguments they set
+CAPTIONER_OPTIONS = {"data": "data", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
+                     "image_size": "image_size", "weights": "backbone_weights", "max_examples": "max_examples",
+                     "data_dir": "data_dir", "dropout": "dropout", "clip_norm": "clip_norm"}
+
+
+def _finetune_captioner(out, resume, quiet, backbone, rnn, options):
+    """The captioner trains with its own loop (teacher forcing, BLEU); same run folder and resume."""
+    from finetune.captioning import train_captioner
+
+    given = {key for key, value in options.items() if value not in (None, False)} - {"config_file"}
+    unsupported = given - set(CAPTIONER_OPTIONS) - {"no_download"}
+    if unsupported:
+        flags = ", ".join("--" + key.replace("_", "-") for key in sorted(unsupported))
+        raise ZooError(f"{flags}: not options of `zoo finetune captioner`")
+    arguments = {CAPTIONER_OPTIONS[key]: options[key] for key in given & set(CAPTIONER_OPTIONS)}
+    if backbone:
+        arguments["backbone"] = backbone
+    if rnn:
+        arguments["rnn"] = rnn
+    if options.get("no_download"):
+        arguments["download"] = False
+    out = out or _next_run_folder("captioner")
+    if not quiet:
+        click.echo(f"Training the captioner into {out}")
+    metrics = train_captioner(out=out, resume=resume, verbose=0 if quiet else 1, **arguments)
+    if not quiet:
+        click.echo(json.dumps(metrics, indent=2, default=str))
 
 
 def _next_run_folder(model: str) -> Path:
