@@ -42,6 +42,9 @@ class ModelSpec:
     default_num_classes: int
     num_params: int  # at the default configuration; the test sweep checks it against the built model
     preprocessing: Preprocessing
+    # forward FLOPs of one image at the default configuration, as `zoo.flops.count` counts them
+    # (the test sweep checks it); None where they depend on more than the image (captioner)
+    flops: int | None = None
     options: dict = dataclasses.field(default_factory=dict)
     weights: dict[str, PretrainedWeights] = dataclasses.field(default_factory=dict)
     test_input_size: int | None = None  # a small input for CI; defaults to the minimum
@@ -56,6 +59,7 @@ class ModelSpec:
             "min_input_shape": [self.min_input_size, self.min_input_size, 1],
             "default_num_classes": self.default_num_classes,
             "num_params": self.num_params,
+            "flops": self.flops,
             "preprocessing": self.preprocessing.describe(),
             "options": dict(self.options),
             "weights": [f"{self.name}.{tag}" for tag in self.weights],

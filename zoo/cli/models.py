@@ -21,6 +21,10 @@ def _shape(shape) -> str:
     return "x".join(str(dim) for dim in shape)
 
 
+def _gflops(flops) -> str:
+    return f"{flops / 1e9:.3g}" if flops is not None else "-"
+
+
 @cli.command("list")
 @click.argument("pattern", required=False)
 def list_command(pattern):
@@ -32,10 +36,10 @@ def list_command(pattern):
     for name in names:
         spec = zoo.info(name)
         rows.append([
-            name, spec.family, f"{spec.num_params:,}", _shape(spec.default_input_shape),
+            name, spec.family, f"{spec.num_params:,}", _gflops(spec.flops), _shape(spec.default_input_shape),
             f"{spec.min_input_size}x{spec.min_input_size}", ", ".join(spec.weights) or "-",
         ])
-    click.echo(_format_table(["name", "family", "parameters", "input", "min input", "weights"], rows))
+    click.echo(_format_table(["name", "family", "parameters", "GFLOPs", "input", "min input", "weights"], rows))
 
 
 @cli.command("info")
@@ -52,6 +56,8 @@ def info_command(name, as_json, no_summary):
     for key, value in summary.items():
         if isinstance(value, list) and key.endswith("shape"):
             value = _shape(value)
+        elif key == "flops":
+            value = f"{value:,} ({_gflops(value)} GFLOPs, forward, one image)" if value is not None else "-"
         elif isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:,}"
         elif isinstance(value, (list, dict)):

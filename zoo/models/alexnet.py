@@ -63,6 +63,7 @@ register(
         default_num_classes=1000,
         num_params=60_965_224,
         preprocessing=TORCH,
+        flops=1_455_529_568,
         options={"towers": 2, "dropout": 0.5},
     )
 )

@@ -116,6 +116,7 @@ register(
         default_num_classes=1000,
         num_params=6_998_552,
         preprocessing=TORCH,
+        flops=3_191_832_832,
         options={"batch_norm": False, "auxiliary": False, "dropout": 0.4},
     )
 )

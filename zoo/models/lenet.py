@@ -51,6 +51,7 @@ register(
         default_num_classes=10,
         num_params=61_706,
         preprocessing=UNIT_SCALE,
+        flops=852_400,
         options={"variant": "classic"},
     )
 )

@@ -31,6 +31,12 @@ CONFIGS = {
     "resnet101v2": ("bottleneck", (3, 4, 23, 3), True, 44_675_560),
     "resnet152v2": ("bottleneck", (3, 8, 36, 3), True, 60_380_648),
 }
+# forward FLOPs at 224x224x3 and 1000 classes (zoo.flops.count)
+FLOPS = {
+    "resnet18": 3_638_010_272, "resnet34": 7_341_776_800, "resnet50": 7_764_219_808,
+    "resnet101": 15_212_545_952, "resnet152": 22_666_491_808, "resnet50v2": 6_999_499_936,
+    "resnet101v2": 14_446_120_096, "resnet152v2": 21_897_958_560,
+}
 
 
 def batch_norm(x, name):
@@ -152,6 +158,7 @@ for _name, (_block, _blocks, _preactivation, _params) in CONFIGS.items():
             min_input_size=32,
             default_num_classes=1000,
             num_params=_params,
+            flops=FLOPS[_name],
             # the keras.applications twins keep its conventions, so its weights apply as they are
             preprocessing=TF_SYMMETRIC if _preactivation else (CAFFE if _block == "bottleneck" else TORCH),
             options={"config": _name},

@@ -27,6 +27,11 @@ PARAMS = {
     # trainable 132,868,840 / 133,053,736 / 138,365,992 / 143,678,248)
     "vgg11_bn": 132_874_344, "vgg13_bn": 133_059_624, "vgg16_bn": 138_374_440, "vgg19_bn": 143_689_256,
 }
+# forward FLOPs at 224x224x3 and 1000 classes (zoo.flops.count)
+FLOPS = {
+    "vgg11": 15_239_174_048, "vgg13": 22_647_560_096, "vgg16": 30_973_765_536, "vgg19": 39_299_970_976,
+    "vgg11_bn": 15_254_026_144, "vgg13_bn": 22_672_045_984, "vgg16_bn": 31_000_860_576, "vgg19_bn": 39_329_675_168,
+}
 
 
 def conv_block(x, filters, convolutions, block, batch_norm):
@@ -76,6 +81,7 @@ for _config in CONFIGS:
                 min_input_size=32,
                 default_num_classes=1000,
                 num_params=PARAMS[_name],
+                flops=FLOPS[_name],
                 # vgg16/vgg19 share keras.applications' caffe convention, so its weights apply as they are
                 preprocessing=CAFFE if _config in ("vgg16", "vgg19") and not _batch_norm else TORCH,
                 options={"config": _config, "batch_norm": _batch_norm, "dropout": 0.5},
