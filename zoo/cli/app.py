@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "zoo.cli.captioning",
     "zoo.cli.training",
     "zoo.cli.serving",
+    "zoo.cli.babysitting",
 )
 
 
