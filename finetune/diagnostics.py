@@ -152,40 +152,38 @@ class LayerActivations:
         return values
 
 
-def _outputs_by_path(model, inputs, training, prefix=""):
-    """{path: output} of every leaf layer for `inputs`, looking inside nested models: a probe
-    model returns each layer's output and each nested model's input, which is probed in turn."""
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    targets = {}
-    for layer in layers:
-        try:
-            targets[layer.name] = layer.output
-            if isinstance(layer, keras.Model):
-                targets[f"{layer.name}:input"] = layer.input
-        except (AttributeError, ValueError):  # a layer used at several places has no single output
-            targets.pop(layer.name, None)
-    probe_inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    values = keras.Model(probe_inputs, targets)(inputs, training=training)
-    outputs = {}
-    for layer in layers:
-        if isinstance(layer, keras.Model) and f"{layer.name}:input" in values:
-            outputs.update(_outputs_by_path(layer, values[f"{layer.name}:input"], training, f"{prefix}{layer.name}/"))
-        elif layer.name in values:
-            outputs[f"{prefix}{layer.name}"] = values[layer.name]
-    return outputs
+@contextlib.contextmanager
+def recorded_outputs(layers: dict):
+    """Records the output of each layer in `layers` ({path: layer}) while the block runs eagerly.
+
+    Each layer's `call` is wrapped for the duration (an instance attribute over the method), which
+    reaches layers inside nested models and works for any architecture, where a probe model built
+    from `layer.output` cannot see past a nested model's own graph.
+    """
+    outputs: dict = {}
+    for path, layer in layers.items():
+        def record(*args, _call=layer.call, _path=path, **kwargs):
+            outputs[_path] = result = _call(*args, **kwargs)
+            return result
+        object.__setattr__(layer, "call", record)  # past Keras's attribute tracking
+    try:
+        yield outputs
+    finally:
+        for layer in layers.values():
+            object.__delattr__(layer, "call")
 
 
 def activation_statistics(model, images, training: bool = True, seed: int = 0) -> list[LayerActivations]:
     """Statistics of the output of every layer with a nonlinearity (softmax aside), in order."""
-    wanted = {path: name for path, layer in _sublayers(model)
-              if (name := activation_name(layer)) is not None and name != "softmax"}
-    with state_preserved(model):
-        outputs = _outputs_by_path(model, images, training)
+    layers = {path: layer for path, layer in _sublayers(model) if activation_name(layer) not in (None, "softmax")}
+    with state_preserved(model), recorded_outputs(layers) as outputs:
+        model(images, training=training)
     rng = np.random.default_rng(seed)
     statistics = []
-    for path, name in wanted.items():
+    for path, layer in layers.items():
         if path not in outputs:
             continue
+        name = activation_name(layer)
         values = np.asarray(outputs[path], dtype=np.float64)
         units = values.reshape(-1, values.shape[-1])
         dead = float(np.mean(np.all(units <= 0, axis=0))) if name in RECTIFIERS else 0.0
@@ -237,6 +235,15 @@ class TrainingMonitor:
         return {"gradient_norms": norms, "update_ratios": dict(self.ratios)}
 
 
+def monitor_for(config, model, dataset, writer) -> TrainingMonitor | None:
+    """The monitor of a run, on the first batch of `dataset`; None when config.diagnostics is off,
+    there is no TensorBoard writer (no run folder) or no batch."""
+    if not config.diagnostics or writer is None:
+        return None
+    sample = next(iter(dataset), None)
+    return TrainingMonitor(model, sample, writer) if sample is not None else None
+
+
 # --- the verdict on a finished run -----------------------------------------------------------------
 
 # Train accuracy this far above validation accuracy is overfitting (a gap of 10 points is where
@@ -244,10 +251,17 @@ class TrainingMonitor:
 OVERFIT_GAP = 0.10
 # Validation loss this far above its best, with the training loss still falling, is overfitting.
 VALIDATION_LOSS_RISE = 0.10
-# A last epoch that still cut the loss by this much (relative) means the run stopped too early.
-STILL_IMPROVING = 0.02
+# A last epoch that still made this much of the loss's whole descent means the run stopped too early.
+STILL_IMPROVING = 0.05
 # Below this training accuracy, with no gap and no progress, the model underfits.
 UNDERFIT_ACCURACY = 0.90
+
+
+def _last_gain(losses: list[float]) -> float:
+    """The last epoch's drop in loss as a fraction of the run's whole drop (so a tiny loss that
+    still halves counts for little, and a big one still falling fast counts for much)."""
+    descent = losses[0] - min(losses)
+    return (losses[-2] - losses[-1]) / descent if descent > 0 else 0.0
 
 
 def diagnose(history: list[dict]) -> dict:
@@ -271,12 +285,12 @@ def diagnose(history: list[dict]) -> dict:
         return {"verdict": "overfitting",
                 "message": f"overfitting ({accuracies}; validation loss best at epoch {best_epoch + 1}): "
                            f"increase regularization (--weight-decay, --dropout, --augment) or get more data"}
-    train_gain = 1 - last["loss"] / previous["loss"] if previous["loss"] > 0 else 0.0
-    val_gain = 1 - last["val_loss"] / previous["val_loss"] if previous["val_loss"] > 0 else 0.0
-    if train_gain > STILL_IMPROVING or (best_epoch == len(rows) - 1 and val_gain > STILL_IMPROVING):
+    train_gain = _last_gain([row["loss"] for row in rows])
+    val_gain = _last_gain(val_losses) if best_epoch == len(rows) - 1 else 0.0
+    if max(train_gain, val_gain) > STILL_IMPROVING:
         return {"verdict": "not converged",
-                "message": f"not converged ({accuracies}; the loss still fell {100 * max(train_gain, val_gain):.0f}% "
-                           f"in the last epoch): train longer (--epochs)"}
+                "message": f"not converged ({accuracies}; the last epoch made {100 * max(train_gain, val_gain):.0f}% "
+                           f"of the loss's whole descent): train longer (--epochs)"}
     if last["accuracy"] < UNDERFIT_ACCURACY:
         return {"verdict": "underfitting",
                 "message": f"underfitting ({accuracies}, both low and close, the loss flat): "

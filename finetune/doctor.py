@@ -411,8 +411,8 @@ def plot_activations(statistics: list, path) -> None:
     for column, (field, title) in enumerate((("mean", "layer mean"), ("std", "layer std"))):
         axis = figure.add_subplot(grid[0, column * columns // 2:(column + 1) * columns // 2])
         axis.plot([getattr(s, field) for s in statistics], marker="o")
+        axis.set_xticks(range(len(statistics)), [s.path.split("/")[-1] for s in statistics], fontsize=7)
         axis.set_title(title)
-        axis.set_xlabel("layer")
     for index, layer in enumerate(statistics):
         axis = figure.add_subplot(grid[1 + index // columns, index % columns])
         axis.hist(layer.values, bins=30)

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import zoo
 from finetune import augment as augmentation
-from finetune import devices, modeling, plots, runfolder
+from finetune import devices, diagnostics, modeling, plots, runfolder
 from finetune.config import FinetuneConfig
 from finetune.trainer import Trainer, evaluate
 from zoo.errors import ZooError
@@ -207,6 +207,8 @@ def _run(config: FinetuneConfig, out: Path | None, resume: bool, verbose: int, s
 
     callbacks = _callbacks(config, out if writes else None, model)
     tensorboard = TensorBoardLogger(out / runfolder.LOGS) if writes else None
+    monitor = diagnostics.monitor_for(config, trainer.trained_model, validation_for_epochs,
+                                      tensorboard.writers["train"] if tensorboard is not None else None)
     model.stop_training = False
     callbacks.on_train_begin()
     best = min((float(row["val_loss"]) for row in history), default=float("inf"))
@@ -222,7 +224,7 @@ def _run(config: FinetuneConfig, out: Path | None, resume: bool, verbose: int, s
             print(f"Epoch {epoch + 1}/{config.epochs}" + (f" ({phase} only)" if phase != config.mode else ""))
         progress = keras.utils.Progbar(steps_per_epoch, verbose=verbose, stateful_metrics=["loss", "accuracy"])
         started = time.perf_counter()
-        result = trainer.train_epoch(iterator, progress)
+        result = trainer.train_epoch(iterator, progress, monitor)
         if not np.isfinite(result.loss):
             raise ZooError(f"the loss became {result.loss} in epoch {epoch + 1}: the learning rate "
                            f"({config.lr:g}) is probably too high; try --lr {config.lr / 10:g}")
@@ -248,6 +250,8 @@ def _run(config: FinetuneConfig, out: Path | None, resume: bool, verbose: int, s
             manager.save(checkpoint_number=epoch + 1)
         if tensorboard is not None:
             tensorboard.log(epoch, row)
+        if monitor is not None:
+            monitor.end_epoch(epoch)
         callbacks.on_epoch_end(epoch, {key: value for key, value in row.items() if key != "epoch"})
         if model.stop_training:
             if verbose:
@@ -264,6 +268,8 @@ def _run(config: FinetuneConfig, out: Path | None, resume: bool, verbose: int, s
     metrics, truth, predicted = evaluate(final_model, validation, config.top_k, config.label_smoothing, collect=True)
     metrics = {"validation": metrics, "train_examples": train_size, "epochs_completed": len(history),
                "classes": len(class_names)}
+    if config.diagnostics and history:
+        metrics["diagnosis"] = diagnostics.diagnose(history)  # overfitting, underfitting, not converged...
     if test is not None and config.data is not None:
         metrics["test"] = evaluate(final_model, test, config.top_k, config.label_smoothing)
     if writes:
@@ -280,6 +286,8 @@ def _run(config: FinetuneConfig, out: Path | None, resume: bool, verbose: int, s
         print(f"Validation: accuracy {validation_metrics['accuracy']:.4f}, "
               + (f"top-{config.top_k} {top_k:.4f}, " if top_k is not None else "")
               + f"loss {validation_metrics['loss']:.4f}" + (f"; run folder {out}" if out else ""))
+        if "diagnosis" in metrics:
+            print(f"Diagnosis: {metrics['diagnosis']['message']}")
     return RunResult(model=final_model, history=history, metrics=metrics, class_names=class_names, out=out)
 
 

@@ -136,17 +136,25 @@ class Trainer:
 
         return tf.function(run_steps, jit_compile=bool(self.config.jit), reduce_retracing=True)
 
-    def train_epoch(self, iterator, progress: keras.utils.Progbar | None = None) -> EpochResult:
+    def train_epoch(self, iterator, progress: keras.utils.Progbar | None = None, monitor=None) -> EpochResult:
+        """One epoch. A `monitor` (finetune.diagnostics.TrainingMonitor) sees the weights before it and
+        after its first call; a non-finite loss ends the epoch at once (the caller reports it)."""
         if self._train_function is None:
             self._train_function = self._build_train_function()
         per_call = max(int(self.config.steps_per_execution), 1)
         calls = math.ceil(self.steps_per_epoch / per_call)
         totals = np.zeros(3)
+        if monitor is not None:
+            monitor.before_epoch()
         for call in range(calls):
             totals += self._train_function(iterator).numpy()
+            if monitor is not None and call == 0:
+                monitor.after_first_steps(min(per_call, self.steps_per_epoch))
             if progress is not None:
                 progress.update(min((call + 1) * per_call, self.steps_per_epoch),
                                 [("loss", totals[0] / max(totals[2], 1)), ("accuracy", totals[1] / max(totals[2], 1))])
+            if not np.isfinite(totals[0]):
+                break
         return EpochResult(loss=totals[0] / max(totals[2], 1), accuracy=totals[1] / max(totals[2], 1))
 
     def finalize_ema(self) -> None:
