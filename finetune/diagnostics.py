@@ -272,8 +272,8 @@ def diagnose(history: list[dict]) -> dict:
     losses still falling at the end say train longer before judging capacity.
     """
     rows = [{key: float(row[key]) for key in ("loss", "accuracy", "val_loss", "val_accuracy")} for row in history]
-    if len(rows) < 2:
-        return {"verdict": "too short", "message": "too few epochs to judge the curves: train longer"}
+    if len(rows) < 3:
+        return {"verdict": "too short", "message": "too few epochs (under 3) to judge the curves: train longer"}
     last, previous = rows[-1], rows[-2]
     gap = last["accuracy"] - last["val_accuracy"]
     val_losses = [row["val_loss"] for row in rows]
@@ -294,5 +294,5 @@ def diagnose(history: list[dict]) -> dict:
     if last["accuracy"] < UNDERFIT_ACCURACY:
         return {"verdict": "underfitting",
                 "message": f"underfitting ({accuracies}, both low and close, the loss flat): "
-                           f"more capacity (a bigger model) or a higher learning rate"}
+                           f"more capacity or a higher learning rate (a bigger model, fewer frozen layers, a higher --lr)"}
     return {"verdict": "good fit", "message": f"good fit ({accuracies}): train and validation agree"}
