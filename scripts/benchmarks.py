@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -266,7 +268,10 @@ def rerun_command(argv: list[str] | None = None) -> str:
 
 @contextlib.contextmanager
 def _locked(path: Path):
-    lock_path = path.with_name(path.name + ".lock")
+    # The lock lives outside the working tree (no stray file to commit by mistake); the file itself
+    # cannot be the lock, as it is replaced rather than rewritten.
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    lock_path = Path(tempfile.gettempdir()) / f"benchmarks-{digest}.lock"
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -296,7 +301,7 @@ def write_section(section: str, title: str, body: str, command: str | None = Non
             text = before + block_text + after
         else:
             text = text.rstrip("\n") + "\n\n" + block_text + "\n"
-        temporary = path.with_name(path.name + ".tmp")
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         temporary.write_text(text)
         os.replace(temporary, path)
 
