@@ -84,7 +84,7 @@ def _preprocessing_from_spec(model, warnings: list[str]) -> Preprocessing:
     return IDENTITY
 
 
-def _default_class_names(num_classes: int, warnings: list[str]) -> list[str]:
+def default_class_names(num_classes: int, warnings: list[str]) -> list[str]:
     if num_classes == 1000:
         from zoo import imagenet
 
@@ -150,7 +150,7 @@ def load_model(source, labels=None) -> LoadedModel:
     if labels is not None:
         class_names = read_labels(labels)
     if class_names is None:
-        class_names = _default_class_names(num_classes, warnings)
+        class_names = default_class_names(num_classes, warnings)
     if len(class_names) != num_classes:
         raise ZooError(f"{source} has {num_classes} outputs but {len(class_names)} class names were given")
     for warning in warnings:

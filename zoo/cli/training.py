@@ -25,8 +25,9 @@ def training_options(function):
     options = [
         click.option("--data", help="Data spec: tfds:NAME[/CONFIG][:SPLIT], a folder, or builtin:NAME "
                                     "(default: the built-in shapes)."),
-        click.option("--mode", type=click.Choice(["head", "full"]), help="head: train only a new classifier on "
-                     "the frozen backbone; full: train everything (default)."),
+        click.option("--mode", type=click.Choice(["predict", "head", "full"]), help="predict: no training, top-k "
+                     "predictions of --weights on --data; head: train only a new classifier on the frozen backbone; "
+                     "full: train everything (default)."),
         click.option("--epochs", type=int, help="Epochs to train."),
         click.option("--batch-size", type=int, help="Batch size per replica."),
         click.option("--image-size", type=int, help="Input height and width (default: the model's)."),
@@ -112,6 +113,14 @@ def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
     if options.get("ema") is None:
         options.pop("ema", None)
     config = build_config(model, options) if not resume else None
+    if config is not None and config.mode == "predict":
+        from finetune.predict import predict_data, summary
+
+        out = Path(out or _next_run_folder(config.model))
+        out.mkdir(parents=True, exist_ok=True)
+        rows = predict_data(config, out=out)
+        click.echo(f"Wrote {len(rows)} predictions to {out / 'predictions.csv'} and predictions.json; {summary(rows)}")
+        return
     if resume and out is None:
         raise ZooError("--resume needs --out, the run folder to continue")
     if out is None:

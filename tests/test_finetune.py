@@ -1,0 +1,206 @@
+"""The fine-tuning layer: modes, frozen BatchNorm, cached heads, discriminative rates, resume,
+strategies and precision, on tiny image folders."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import zoo
+from finetune import modeling
+from finetune.config import FinetuneConfig
+from finetune.run import finetune
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 70, 230)}
+
+
+def make_folder(root: Path, per_class: int = 16, size: int = 36, seed: int = 0) -> Path:
+    """Class-per-subfolder PNGs whose class is the colour of a square on a noisy background."""
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            image = rng.integers(0, 90, (size, size, 3), dtype=np.uint8)
+            top, left = rng.integers(0, size // 2, 2)
+            image[top : top + size // 2, left : left + size // 2] = colour
+            Image.fromarray(image).save(root / name / f"{index}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("shapes"))
+
+
+def config_for(folder, **overrides):
+    settings = dict(model="lenet5", data=str(folder), epochs=2, batch_size=8, lr=3e-3, image_size=32, channels=3,
+                    model_options={"variant": "modern"}, validation_fraction=0.25, seed=1)
+    settings.update(overrides)
+    return FinetuneConfig(**settings)
+
+
+def test_full_mode_learns_and_leaves_a_run_folder(folder, tmp_path):
+    out = tmp_path / "run"
+    result = finetune(config_for(folder, epochs=6), out=out, verbose=0)
+    for name in ("config.json", "classes.json", "best.keras", "last.keras", "history.csv", "metrics.json",
+                 "curves.png", "confusion.png"):
+        assert (out / name).is_file(), name
+    assert any((out / "logs" / "train").iterdir())
+    history = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(row["epoch"]) for row in history] == list(range(1, 7))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["validation"]["accuracy"] > 0.8, metrics
+    assert float(history[-1]["loss"]) < float(history[0]["loss"])
+    assert FinetuneConfig.load(out) == config_for(folder, epochs=6)
+    assert result.class_names == sorted(COLOURS)
+
+
+def test_head_mode_freezes_backbone_and_batchnorm(folder):
+    config = config_for(folder, model="resnet18", model_options={}, mode="head", augment="light", epochs=1)
+    keras.utils.set_random_seed(0)
+    result = finetune(config, verbose=0)
+    backbone = modeling.backbone_of(result.model)
+    assert not backbone.trainable and not backbone.trainable_weights
+    # same seed, same initial backbone: the head-mode run must have left every backbone weight,
+    # BatchNorm's moving statistics included, as it was built
+    keras.utils.set_random_seed(config.seed)
+    fresh = modeling.build(config, result.model.output_shape[-1], (32, 32, 3))
+    for trained, initial in zip(backbone.weights, modeling.backbone_of(fresh).weights):
+        np.testing.assert_array_equal(trained.numpy(), initial.numpy(), err_msg=trained.path)
+
+
+def test_cached_head_training_equals_running_the_backbone_every_epoch(folder):
+    common = dict(model="resnet18", model_options={}, mode="head", epochs=3, shuffle=False, dropout=0.0)
+    cached = finetune(config_for(folder, cache_features=True, **common), verbose=0)
+    uncached = finetune(config_for(folder, cache_features=False, **common), verbose=0)
+    for first, second in zip(cached.history, uncached.history):
+        np.testing.assert_allclose(float(first["loss"]), float(second["loss"]), rtol=1e-4)
+    np.testing.assert_allclose(cached.model.get_layer("predictions").kernel.numpy(),
+                               uncached.model.get_layer("predictions").kernel.numpy(), atol=1e-5)
+
+
+def _relative_change(before, after):
+    return np.mean([np.linalg.norm(a - b) / (np.linalg.norm(b) + 1e-12) for a, b in zip(after, before)])
+
+
+def test_discriminative_learning_rates_move_the_backbone_less(folder, tmp_path):
+    pretrained = tmp_path / "pretrained.keras"
+    zoo.create("lenet5", variant="modern", input_shape=(32, 32, 3), num_classes=3).save(pretrained)
+    changes = {}
+    for scale in (1.0, 0.01):
+        config = config_for(folder, weights=str(pretrained), mode="full", epochs=1, backbone_lr_scale=scale,
+                            optimizer="sgd", schedule="constant")
+        keras.utils.set_random_seed(0)
+        initial = modeling.build(config, 3, (32, 32, 3))
+        before = [weight.numpy() for weight in modeling.backbone_of(initial).trainable_weights]
+        result = finetune(config, verbose=0)
+        after = [weight.numpy() for weight in modeling.backbone_of(result.model).trainable_weights]
+        changes[scale] = _relative_change(before, after)
+    assert changes[0.01] < changes[1.0] / 20, changes
+
+
+def test_two_phase_schedule_trains_head_first_then_everything(folder):
+    config = config_for(folder, mode="full", head_epochs=1, epochs=2)
+    result = finetune(config, verbose=0)
+    assert len(result.history) == 2
+    assert modeling.backbone_of(result.model).trainable
+
+
+def test_mixed_bfloat16_on_cpu_trains(folder):
+    result = finetune(config_for(folder, precision="mixed", epochs=1), verbose=0)
+    assert result.model.get_layer("backbone").get_layer("c1").dtype_policy.name == "mixed_bfloat16"
+    assert np.isfinite(float(result.history[-1]["loss"]))
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
+
+
+def test_augmentation_mixup_and_label_smoothing_train(folder):
+    result = finetune(config_for(folder, augment="strong", mixup=0.2, label_smoothing=0.1, epochs=1), verbose=0)
+    assert np.isfinite(float(result.history[-1]["loss"]))
+
+
+def run_zoo(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+FOLDER_ARGS = ["--image-size", "32", "--channels", "3", "--batch-size", "8", "--seed", "1", "--lr", "3e-3"]
+
+
+def test_resume_after_kill_records_each_epoch_once(folder, tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "zoo", "finetune", "lenet5", "--data", str(folder), "--epochs", "500", "--out",
+            str(out), "--quiet", *FOLDER_ARGS]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        rows = list(csv.DictReader((out / "history.csv").open())) if (out / "history.csv").is_file() else []
+        if len(rows) >= 2:
+            break
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    interrupted = list(csv.DictReader((out / "history.csv").open()))
+    assert 2 <= len(interrupted) < 500
+    total = len(interrupted) + 2
+    result = run_zoo("finetune", "lenet5", "--out", str(out), "--resume", "--epochs", str(total), "--quiet")
+    assert result.returncode == 0, result.stderr
+    history = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(row["epoch"]) for row in history] == list(range(1, total + 1))
+    # the epochs recorded before the kill stay as they were (the last may be rerun if the kill
+    # came between its history row and its checkpoint)
+    assert history[: len(interrupted) - 1] == interrupted[:-1]
+
+
+def test_mirrored_on_two_cpu_devices_matches_one_device(folder, tmp_path):
+    losses = {}
+    for strategy, batch, env in (("one", "16", {}), ("mirrored", "8", {"ZOO_CPU_REPLICAS": "2"})):
+        out = tmp_path / strategy
+        args = ["finetune", "lenet5", "--data", str(folder), "--epochs", "2", "--out", str(out), "--quiet",
+                *FOLDER_ARGS, "--strategy", strategy, "--batch-size", batch]
+        result = run_zoo(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        losses[strategy] = [float(row["loss"]) for row in csv.DictReader((out / "history.csv").open())]
+    np.testing.assert_allclose(losses["mirrored"], losses["one"], rtol=1e-3)
+
+
+def test_multiworker_with_two_local_workers_trains_to_the_end(folder, tmp_path):
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    out = tmp_path / "run"
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "zoo", "finetune", "lenet5", "--data", str(folder), "--epochs", "2", "--out",
+             str(out), "--quiet", "--strategy", "multiworker", *FOLDER_ARGS],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr[-2000:]
+    history = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(row["epoch"]) for row in history] == [1, 2]
+    assert not list(out.glob(".worker-*")), "non-chief workers must not leave files behind"
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path):
+    result = run_zoo("finetune", "lenet5", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run"))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "Error:" in result.stderr
+    result = run_zoo("finetune", "lenett5")
+    assert result.returncode != 0 and "Did you mean lenet5" in result.stderr
