@@ -27,7 +27,9 @@ inside all of them with a wide margin; see tests/test_doctor.py for the broken c
   LeNet-5 measures 3e-3 to 7e-3 at its default; a median above 0.1 (every step changes the
   weights by a tenth) fails, outside [2e-4, 3e-2] warns. Badly initialized layers are left out:
   their ratios say more about their weights than about the learning rate.
-- learning rate: warns when the configured rate is more than 10x from the range test's suggestion.
+- learning rate: warns when the range test's loss (smoothed) was already 10% above its start at
+  the configured rate, or, when the test saw the loss fall by 10% or more, when the rate is more
+  than 10x from its suggestion.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ DEAD = 0.5  # fraction of a ReLU layer's units
 UPDATE_RATIO_BAND = (2e-4, 3e-2)
 UPDATE_RATIO_FAIL = 0.1
 LEARNING_RATE_FACTOR = 10.0
+RANGE_TEST_CHANGE = 0.1  # a range test's loss this far above its start is rising, this far below has fallen
+ACTIVATION_EXAMPLES = 32  # examples the activation statistics look at
 OVERFIT_CHECK_EVERY = 10  # steps between the overfit test's looks at its accuracy
 INIT_SCALE_FACTOR = 10.0  # x below Glorot's or above He's std
 INIT_ADVICE = "use He initialization for ReLU layers and Glorot for tanh/sigmoid (or add BatchNormalization)"
@@ -231,11 +235,27 @@ def check_overfit(accuracy: float, steps: int, examples: int, losses: list[float
     return Check("overfit a small subset", WARN if accuracy >= 0.9 else FAIL, summary, advice, details)
 
 
-def check_learning_rate(lr: float, suggestion: float | None) -> Check:
+def check_learning_rate(lr: float, range_test) -> Check:
+    """Compares `lr` with a learning-rate range test (finetune.lr_find.RangeTest): too high when
+    the test's loss was already rising at that rate; otherwise, when the test saw the loss fall
+    clearly, more than 10x from its suggestion warns. A test whose loss hardly fell (harder data
+    needs more steps than the test took) says nothing against the rate."""
+    rates, losses, suggestion = range_test.learning_rates, range_test.losses, range_test.suggestion
     details = {"lr": lr, "suggestion": suggestion}
-    if suggestion is None:
+    if not losses:
         return Check("learning rate", WARN, "the range test diverged straight away",
                      "lower the start of the range (zoo lr-find --start-lr) and check the data", details)
+    rising = next((rate for rate, loss in zip(rates, losses) if loss > (1 + RANGE_TEST_CHANGE) * losses[0]), None)
+    details["rising_from"] = rising
+    if rising is not None and lr >= rising:
+        return Check("learning rate", WARN, f"--lr {lr:g}; the range test's loss rises from {rising:.2g} on",
+                     f"the learning rate is high: try --lr {suggestion if suggestion and suggestion < rising else rising / 10:.2g}",
+                     details)
+    descent = 1 - min(losses) / losses[0]
+    if descent < RANGE_TEST_CHANGE or suggestion is None:
+        return Check("learning rate", PASS, f"--lr {lr:g}; the range test's loss fell only {100 * descent:.0f}% in "
+                     f"{len(losses)} steps" + (f" and rose from {rising:.2g} on" if rising else ""),
+                     "no evidence against the rate; `zoo lr-find --steps 1000` looks longer for a suggestion", details)
     summary = f"--lr {lr:g}; the range test suggests {suggestion:.2g}"
     if lr > LEARNING_RATE_FACTOR * suggestion:
         return Check("learning rate", WARN, summary, f"the learning rate is high: try --lr {suggestion:.2g}", details)
@@ -301,7 +321,8 @@ def examine(build_model, images, labels, num_classes: int, make_optimizer, *, ov
     model = build_model()
     input_std = float(np.std(np.asarray(images, dtype=np.float64)))
     _, norms = diagnostics.gradient_norms(model, images, labels, training=training)
-    statistics = diagnostics.activation_statistics(model, images, training=training)
+    # Every layer's output is held at once: a slice of the batch keeps big models in memory.
+    statistics = diagnostics.activation_statistics(model, images[:ACTIVATION_EXAMPLES], training=training)
     scales = initialization_scales(model)
     checks = [check_initial_loss(initial_loss(model, images, labels), num_classes),
               check_initialization(scales), check_gradient_flow(norms), check_activations(statistics, input_std)]
@@ -374,7 +395,7 @@ def doctor(config: FinetuneConfig, out=None, *, overfit_examples: int = 20, over
                                overfit_examples=overfit_examples, overfit_steps=overfit_steps)
     range_test = lr_find(config, steps=lr_find_steps) if lr_find_steps else None
     if range_test is not None:
-        checks.append(check_learning_rate(config.lr, range_test.suggestion))
+        checks.append(check_learning_rate(config.lr, range_test))
     report = Report(config.model, config.data or "builtin:zoo_shapes", bundle.num_classes, checks,
                     Path(out) if out is not None else None)
     if out is not None:

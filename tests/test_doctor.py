@@ -16,6 +16,7 @@ from PIL import Image  # noqa: E402
 
 from finetune import diagnostics, doctor, modeling, optim  # noqa: E402
 from finetune.config import FinetuneConfig  # noqa: E402
+from finetune.lr_find import RangeTest  # noqa: E402
 from finetune.run import finetune  # noqa: E402
 from finetune.trainer import Trainer  # noqa: E402
 from zoo.cli.app import main  # noqa: E402
@@ -56,10 +57,10 @@ def by_name(checks) -> dict:
 
 # --- the whole doctor on real data --------------------------------------------------------------------
 
-def test_healthy_lenet_passes_every_check_and_writes_its_report(folder, tmp_path):
+def test_healthy_lenet_on_the_built_in_data_passes_every_check(tmp_path):
     out = tmp_path / "doctor"
-    code = main(["doctor", "lenet5", "--data", str(folder), "--batch-size", "32", "--out", str(out),
-                 "--lr-find-steps", "30"])
+    code = main(["doctor", "lenet5", "--data", "builtin:zoo_shapes/tiny", "--data-dir", str(tmp_path / "data"),
+                 "--out", str(out), "--lr-find-steps", "30"])
     assert code == 0
     report = json.loads((out / "doctor.json").read_text())
     assert {check["name"]: check["status"] for check in report["checks"]} == {
@@ -170,10 +171,20 @@ def test_update_ratio_band():
     assert doctor.check_update_ratios({"a": 2.0, "b": 1e-3}, off_scale=["a"]).status == doctor.PASS
 
 
-def test_learning_rate_check_compares_with_the_range_test():
-    assert doctor.check_learning_rate(1e-3, 3e-3).status == doctor.PASS
-    assert "try --lr 0.003" in doctor.check_learning_rate(1.0, 3e-3).advice
-    assert doctor.check_learning_rate(1e-3, None).status == doctor.WARN
+def range_test(losses, suggestion=None):
+    rates = list(np.geomspace(1e-6, 1.0, len(losses)))
+    return RangeTest(rates, losses, suggestion, None)
+
+
+def test_learning_rate_check_reads_the_range_test():
+    falling = range_test([2.3, 2.3, 2.2, 1.8, 1.2, 1.0, 3.0, 9.0], suggestion=1e-3)  # rates 1e-6 ... 1
+    assert doctor.check_learning_rate(1e-3, falling).status == doctor.PASS
+    assert "try --lr 0.001" in doctor.check_learning_rate(1e-5, falling).advice  # 10x below the suggestion
+    assert doctor.check_learning_rate(0.5, falling).status == doctor.WARN  # where the loss rose
+    flat = range_test([2.3, 2.3, 2.29, 2.3, 2.31, 2.32, 2.8, 9.0], suggestion=1e-6)
+    assert doctor.check_learning_rate(1e-3, flat).status == doctor.PASS  # no evidence either way
+    assert "high" in doctor.check_learning_rate(1.0, flat).advice
+    assert doctor.check_learning_rate(1e-3, range_test([])).status == doctor.WARN
 
 
 # --- the end-of-run diagnosis ---------------------------------------------------------------------------
@@ -215,7 +226,7 @@ def scalar_tags(log_dir: Path) -> set[str]:
 
 
 def test_monitor_logs_gradients_and_update_ratios_and_the_run_is_diagnosed(folder, tmp_path):
-    result = finetune(config_for(folder), out=tmp_path / "run", verbose=0)
+    result = finetune(config_for(folder, epochs=2), out=tmp_path / "run", verbose=0)
     tags = scalar_tags(tmp_path / "run" / "logs" / "train")
     for layer in ("backbone/c1", "backbone/f6", "predictions"):
         assert f"gradient_norm/{layer}" in tags and f"update_ratio/{layer}" in tags

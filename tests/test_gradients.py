@@ -14,7 +14,7 @@ from zoo.preprocessing import CAFFE, TORCH  # noqa: E402
 
 STEP = 1e-6
 TOLERANCE = 1e-4
-SHAPE = (2, 3, 3, 7)  # 7 channels: LRN windows reach both edges and the middle
+SHAPE = (1, 2, 3, 7)  # 7 channels: LRN windows reach both edges and the middle
 
 
 def relative_error(analytic, numeric) -> float:
@@ -62,7 +62,7 @@ def test_local_response_normalization(settings):
 def test_image_preprocessing(preprocessing):
     layer = preprocessing.layer()
     layer = type(layer).from_config({**layer.get_config(), "dtype": "float64"})
-    inputs = np.random.default_rng(1).uniform(0, 255, (2, 2, 2, 3))
+    inputs = np.random.default_rng(1).uniform(0, 255, (1, 2, 2, 3))
     assert gradient_check(layer, inputs) < TOLERANCE
 
 
@@ -75,7 +75,7 @@ def test_augmentation_layers_at_inference(layer_class):
         def __call__(self, x):
             return layer(x, training=False)
 
-    inputs = np.random.default_rng(2).uniform(0, 255, (1, 3, 3, 3))
+    inputs = np.random.default_rng(2).uniform(0, 255, (1, 2, 2, 3))
     assert gradient_check(Inference(), inputs) < TOLERANCE
 
 
