@@ -246,13 +246,14 @@ def check_learning_rate(lr: float, range_test) -> Check:
         return Check("learning rate", WARN, "the range test diverged straight away",
                      "lower the start of the range (zoo lr-find --start-lr) and check the data", details)
     rising = next((rate for rate, loss in zip(rates, losses) if loss > (1 + RANGE_TEST_CHANGE) * losses[0]), None)
+    descent = 1 - min(losses) / losses[0]
+    reliable = suggestion is not None and descent >= RANGE_TEST_CHANGE
     details["rising_from"] = rising
     if rising is not None and lr >= rising:
+        better = suggestion if reliable and suggestion < rising else rising / 10
         return Check("learning rate", WARN, f"--lr {lr:g}; the range test's loss rises from {rising:.2g} on",
-                     f"the learning rate is high: try --lr {suggestion if suggestion and suggestion < rising else rising / 10:.2g}",
-                     details)
-    descent = 1 - min(losses) / losses[0]
-    if descent < RANGE_TEST_CHANGE or suggestion is None:
+                     f"the learning rate is high: try --lr {better:.2g}", details)
+    if not reliable:
         return Check("learning rate", PASS, f"--lr {lr:g}; the range test's loss fell only {100 * descent:.0f}% in "
                      f"{len(losses)} steps" + (f" and rose from {rising:.2g} on" if rising else ""),
                      "no evidence against the rate; `zoo lr-find --steps 1000` looks longer for a suggestion", details)
