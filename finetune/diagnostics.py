@@ -274,7 +274,7 @@ def diagnose(history: list[dict]) -> dict:
     rows = [{key: float(row[key]) for key in ("loss", "accuracy", "val_loss", "val_accuracy")} for row in history]
     if len(rows) < 3:
         return {"verdict": "too short", "message": "too few epochs (under 3) to judge the curves: train longer"}
-    last, previous = rows[-1], rows[-2]
+    last = rows[-1]
     gap = last["accuracy"] - last["val_accuracy"]
     val_losses = [row["val_loss"] for row in rows]
     best_epoch = int(np.argmin(val_losses))
@@ -293,6 +293,6 @@ def diagnose(history: list[dict]) -> dict:
                            f"of the loss's whole descent): train longer (--epochs)"}
     if last["accuracy"] < UNDERFIT_ACCURACY:
         return {"verdict": "underfitting",
-                "message": f"underfitting ({accuracies}, both low and close, the loss flat): "
-                           f"more capacity or a higher learning rate (a bigger model, fewer frozen layers, a higher --lr)"}
+                "message": f"underfitting ({accuracies}, both low and close, the loss flat): more capacity or a "
+                           "higher learning rate (a bigger model, fewer frozen layers, a higher --lr)"}
     return {"verdict": "good fit", "message": f"good fit ({accuracies}): train and validation agree"}

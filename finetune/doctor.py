@@ -449,7 +449,8 @@ def plot_layers(gradient_norms: dict, update_ratios: dict, path) -> None:
     from finetune.plots import _save, plt
 
     figure, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for axis, values, title in ((axes[0], gradient_norms, "gradient norm"), (axes[1], update_ratios, "update / weight")):
+    panels = ((axes[0], gradient_norms, "gradient norm"), (axes[1], update_ratios, "update / weight"))
+    for axis, values, title in panels:
         names = list(values)
         heights = [max(value, 1e-30) if math.isfinite(value) else 1e30 for value in values.values()]
         axis.bar(range(len(names)), heights)

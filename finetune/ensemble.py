@@ -62,7 +62,8 @@ def build_ensemble(members: list[LoadedModel]) -> tuple[keras.Model, list[keras.
         member.model.name = f"member_{index}"  # members are often the same architecture: names must differ
         outputs.append(member.model(x, training=False))
     ensemble = keras.Model(pixels, keras.layers.Average(name="predictions")(outputs), name="ensemble")
-    return ensemble, [keras.Model(pixels, output, name=f"member_{index}_pipeline") for index, output in enumerate(outputs)]
+    pipelines = [keras.Model(pixels, output, name=f"member_{index}_pipeline") for index, output in enumerate(outputs)]
+    return ensemble, pipelines
 
 
 def split_settings(source) -> dict:

@@ -12,6 +12,7 @@ examples).
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from finetune.run import finetune
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--model-options", type=json.loads, default={}, help='e.g. \'{"variant": "modern"}\'')
     parser.add_argument("--data", default=None, help="data spec with a test split (default: the built-in shapes)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
@@ -38,7 +40,9 @@ def main() -> None:
     folders = []
     for seed in range(args.runs):
         folder = work / f"seed{seed}"
-        finetune(FinetuneConfig(model=args.model, data=args.data, epochs=args.epochs, seed=seed), out=folder, verbose=0)
+        config = FinetuneConfig(model=args.model, model_options=args.model_options, data=args.data,
+                                epochs=args.epochs, seed=seed)
+        finetune(config, out=folder, verbose=0)
         folders.append(folder)
     result = ensemble(folders, work / "ensemble", split="test")
 

@@ -12,6 +12,7 @@ Prints the trial table and the tuned-over-defaults difference.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from finetune.tune import describe, tune
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--model-options", type=json.loads, default={}, help='e.g. \'{"variant": "modern"}\'')
     parser.add_argument("--data", default=None, help="data spec (default: the built-in shapes)")
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
@@ -35,7 +37,7 @@ def main() -> None:
         args.trials, args.epochs = 4, 2
     work = args.work or Path(tempfile.mkdtemp(prefix="tune-experiment-"))
 
-    base = FinetuneConfig(model=args.model, data=args.data, epochs=args.epochs)
+    base = FinetuneConfig(model=args.model, model_options=args.model_options, data=args.data, epochs=args.epochs)
     started = time.perf_counter()
     defaults = finetune(base, out=work / "defaults", verbose=0).metrics["validation"]
     print(f"defaults ({describe(base.to_dict())}): validation accuracy {defaults['accuracy']:.4f} "

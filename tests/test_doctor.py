@@ -145,8 +145,10 @@ def test_too_large_tanh_initialization_saturates_and_is_flagged():
 
 def test_activation_statistics_tell_dead_relus_and_saturated_tanh():
     inputs = keras.Input((4,))
-    relu = keras.layers.Dense(8, activation="relu", kernel_initializer="ones", bias_initializer=keras.initializers.Constant(-100.0), name="dead")(inputs)
-    tanh = keras.layers.Dense(8, activation="tanh", kernel_initializer=keras.initializers.Constant(50.0), name="saturated")(inputs)
+    relu = keras.layers.Dense(8, activation="relu", kernel_initializer="ones",
+                              bias_initializer=keras.initializers.Constant(-100.0), name="dead")(inputs)
+    tanh = keras.layers.Dense(8, activation="tanh", kernel_initializer=keras.initializers.Constant(50.0),
+                              name="saturated")(inputs)
     model = keras.Model(inputs, [relu, tanh])
     images = np.random.default_rng(0).uniform(0, 1, (32, 4)).astype("float32")
     statistics = {layer.path: layer for layer in diagnostics.activation_statistics(model, images)}
@@ -190,8 +192,9 @@ def test_learning_rate_check_reads_the_range_test():
 # --- the end-of-run diagnosis ---------------------------------------------------------------------------
 
 def history(losses, accuracies, val_losses, val_accuracies):
+    columns = zip(losses, accuracies, val_losses, val_accuracies)
     return [{"epoch": index + 1, "loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
-            for index, (loss, accuracy, val_loss, val_accuracy) in enumerate(zip(losses, accuracies, val_losses, val_accuracies))]
+            for index, (loss, accuracy, val_loss, val_accuracy) in enumerate(columns)]
 
 
 def test_diagnosis_of_the_curves():

@@ -13,7 +13,6 @@ import tensorflow as tf  # noqa: E402
 from finetune import modeling  # noqa: E402
 from finetune.config import FinetuneConfig  # noqa: E402
 from finetune.ensemble import build_ensemble, ensemble, load_members  # noqa: E402
-from finetune.export import export_model  # noqa: E402
 from finetune.inference import load_model  # noqa: E402
 from finetune.run import finetune, input_shape_for, load  # noqa: E402
 from finetune.trainer import evaluate  # noqa: E402
@@ -113,7 +112,8 @@ def test_an_ema_run_evaluates_with_its_averaged_weights(folder, tmp_path):
     result = finetune(config, out=tmp_path / "run", verbose=0)
     averaged = load_model(tmp_path / "run").model
     raw = modeling.build(config, 4, input_shape_for(config))
-    tf.train.Checkpoint(model=raw).restore(tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))).expect_partial()
+    last_step = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    tf.train.Checkpoint(model=raw).restore(last_step).expect_partial()
     difference = max(float(np.max(np.abs(a - b))) for a, b in zip(averaged.get_weights(), raw.get_weights()))
     assert difference > 1e-4
     np.testing.assert_allclose(result.model.get_weights()[0], averaged.get_weights()[0])

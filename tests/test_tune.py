@@ -45,7 +45,7 @@ def test_trials_split_over_rounds():
 
 def test_ranking_uses_validation_accuracy_then_loss_and_skips_failures():
     rows = [{"trial": 1, "status": "done", "val_accuracy": 0.8, "val_loss": 0.5},
-            {"trial": 2, "status": "failed: the loss became nan", "val_accuracy": float("nan"), "val_loss": float("nan")},
+            {"trial": 2, "status": "failed: the loss became nan", "val_accuracy": np.nan, "val_loss": np.nan},
             {"trial": 3, "status": "done", "val_accuracy": 0.9, "val_loss": 0.4},
             {"trial": 4, "status": "done", "val_accuracy": 0.9, "val_loss": 0.3}]
     assert [row["trial"] for row in tuning.ranked(rows)] == [4, 3, 1]
