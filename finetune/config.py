@@ -23,14 +23,14 @@ class FinetuneConfig:
     data: str | None = None  # a data spec (see finetune.data); None: the built-in shapes
     mode: str = "full"
     weights: str | None = None  # None, "imagenet" or a file
-    epochs: int = 10
-    batch_size: int = 64
+    epochs: int = 15
+    batch_size: int = 32
     image_size: int | None = None  # None: the model's default input size
     channels: int | None = None  # None: the model's default channels
     model_options: dict = dataclasses.field(default_factory=dict)
 
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float = 3e-3
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 0.0

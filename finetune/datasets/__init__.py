@@ -1,0 +1,8 @@
+"""The project's own datasets: real TFDS builders, generated locally and deterministically.
+
+Importing this package registers them with TFDS, so `tfds.load("zoo_shapes")` works too.
+"""
+
+from finetune.datasets.zoo_shapes import ZooShapes
+
+BUILTIN_DATASETS = {"zoo_shapes": ZooShapes}
