@@ -10,8 +10,10 @@ A run folder holds
   captions, and ``samples.png``: those images with their captions; ``logs/``: TensorBoard scalars.
 
 Training is teacher forcing with `model.fit`: every reference caption of an image is one (image,
-caption) example. With a frozen encoder (the default) the image features are computed once and
-the decoder alone is fitted on them.
+caption) example. A frozen encoder (the default with pretrained backbone weights) has its image
+features computed once, and the decoder alone is fitted on them. A trained encoder (the default
+without them: random features describe little) encodes each image once per step and feeds every
+one of its captions, the same examples as separate pairs at a fraction of the encoder's cost.
 """
 
 from __future__ import annotations
@@ -65,7 +67,9 @@ class CaptioningConfig:
     backbone: str = "resnet18"
     rnn: str = "lstm"
     image_size: int = 64
-    train_encoder: bool = False
+    backbone_weights: str | None = None
+    train_encoder: bool = True
+    encoder_pooling: str = "avg"
     embedding_dim: int = 256
     units: int = 256
     num_layers: int = 1
@@ -91,7 +95,8 @@ class CaptioningConfig:
 
 def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm", epochs: int = 20,
                     batch_size: int = 64, lr: float = 2e-3, out, resume: bool = False, seed: int = 0,
-                    image_size: int = 64, train_encoder: bool = False, embedding_dim: int = 256, units: int = 256,
+                    image_size: int = 64, backbone_weights: str | None = None, train_encoder: bool | None = None,
+                    encoder_pooling: str = "avg", embedding_dim: int = 256, units: int = 256,
                     num_layers: int = 1, dropout: float = 0.3, vocabulary_size: int | None = None,
                     min_word_count: int = 1, max_caption_length: int | None = None, lr_schedule: str = "cosine",
                     clip_norm: float | None = 5.0, beam_width: int = decoding.DEFAULT_BEAM_WIDTH,
@@ -113,7 +118,10 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
         resume: continue the run in `out` from its last completed epoch.
         seed: seeds the weights, the shuffling and the data split.
         image_size: the encoder's input height and width.
-        train_encoder: train the backbone too, instead of freezing it and caching its features.
+        backbone_weights: pretrained weights for the backbone ("imagenet", a file; see zoo.create).
+        train_encoder: train the backbone with the decoder; False freezes it and caches its
+            features. None (the default): frozen with backbone_weights, trained without.
+        encoder_pooling: "avg", "max" or "flatten" (see `Captioner`).
         embedding_dim, units, num_layers, dropout: the decoder's size (see `Captioner`).
         vocabulary_size: the most tokens (4 special tokens included); None keeps every word.
         min_word_count: rarer training words become the unknown token.
@@ -130,6 +138,8 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
     settings = {key: value for key, value in locals().items() if key not in ("out", "resume")}
     in_memory_data = data is not None and not isinstance(data, (str, os.PathLike))
     settings["data"] = "<in-memory>" if in_memory_data else str(data or DEFAULT_DATA)
+    if train_encoder is None:
+        settings["train_encoder"] = backbone_weights is None
     config = CaptioningConfig(**settings)
     _check(config)
     out = Path(out)
@@ -142,9 +152,16 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
         captioner = Captioner.from_config(json.loads((out / MODEL_CONFIG).read_text()))
     else:
         captioner = _new_captioner(config, bundle, train_captions)
+        if config.backbone_weights is not None:
+            _load_backbone_weights(captioner, config.backbone_weights)
         _write_json(out / MODEL_CONFIG, captioner.get_config())
 
-    steps_per_epoch = math.ceil(sum(len(captions) for captions in train_captions) / config.batch_size)
+    references_per_image = sum(len(captions) for captions in train_captions) / len(train_captions)
+    images_per_step = max(1, round(config.batch_size / references_per_image))
+    if config.train_encoder:
+        steps_per_epoch = math.ceil(len(train_captions) / images_per_step)
+    else:
+        steps_per_epoch = math.ceil(sum(len(captions) for captions in train_captions) / config.batch_size)
     optimizer = keras.optimizers.Adam(_learning_rate(config, steps_per_epoch), clipnorm=config.clip_norm)
     optimizer.build(captioner.trainable_variables)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
@@ -157,13 +174,18 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
 
     vectorizer = text.caption_vectorizer(captioner.vocabulary)
     if config.train_encoder:
-        fitted = captioner
-        train = _image_pairs(bundle.train, vectorizer, captioner.max_caption_length, config, shuffle=True)
-        validation = _image_pairs(bundle.validation, vectorizer, captioner.max_caption_length, config)
+        fitted = EveryCaptionOfEachImage(captioner)
+        train = _images_with_captions(bundle.train, vectorizer, captioner, images_per_step, config.seed, shuffle=True)
+        validation = _images_with_captions(bundle.validation, vectorizer, captioner, images_per_step, config.seed)
     else:
         fitted = captioner.decoder
-        train = _feature_pairs(captioner, bundle.train, vectorizer, config, shuffle=True)
-        validation = _feature_pairs(captioner, bundle.validation, vectorizer, config)
+        train_features, train_ids, train_owners = _encode_split(captioner, bundle.train, vectorizer, config)
+        train = _feature_pairs(train_features, train_ids, train_owners, config, shuffle=True)
+        validation = (None if bundle.validation is None else
+                      _feature_pairs(*_encode_split(captioner, bundle.validation, vectorizer, config), config))
+    if not resume:  # statistics of the training images only; a resumed run has them in its checkpoint
+        captioner.adapt_feature_statistics(
+            train_features if not config.train_encoder else _sample_features(captioner, bundle.train, config))
     fitted.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
@@ -382,7 +404,17 @@ def _new_captioner(config: CaptioningConfig, bundle, train_captions) -> Captione
     return Captioner(vocabulary, backbone=config.backbone, rnn=config.rnn,
                      image_shape=(config.image_size, config.image_size, channels),
                      embedding_dim=config.embedding_dim, units=config.units, num_layers=config.num_layers,
-                     dropout=config.dropout, train_encoder=config.train_encoder, max_caption_length=max_length)
+                     dropout=config.dropout, train_encoder=config.train_encoder,
+                     encoder_pooling=config.encoder_pooling, max_caption_length=max_length)
+
+
+def _load_backbone_weights(captioner, weights: str) -> None:
+    """Pretrained weights into the encoder's backbone, through the zoo's own weight loading."""
+    from zoo.registry import create
+
+    pretrained = create(captioner.backbone, weights=weights, include_top=False, pooling="avg",
+                        input_shape=captioner.image_shape)
+    captioner.encoder.get_layer(pretrained.name).set_weights(pretrained.get_weights())
 
 
 def _learning_rate(config: CaptioningConfig, steps_per_epoch: int):
@@ -403,16 +435,16 @@ def _teacher_forcing(ids):
     return ids[:, : length - 1], ids[:, 1:length]
 
 
-def _feature_pairs(captioner, dataset, vectorizer, config: CaptioningConfig, shuffle: bool = False):
-    """((image features, caption inputs), caption targets) batches: the encoder runs once per image."""
-    if dataset is None:
-        return None
+def _encoder_function(captioner):
+    return tf.function(lambda images: captioner.encoder(images, training=False),
+                       input_signature=[tf.TensorSpec([None, *captioner.image_shape], tf.float32)])
+
+
+def _encode_split(captioner, dataset, vectorizer, config: CaptioningConfig):
+    """The encoder's features of every image [N, F], the ids of every caption [P, L + 2] and the
+    image each caption describes [P]: one encoder pass over the split."""
+    encode = _encoder_function(captioner)
     features, ids, owners = [], [], []
-
-    @tf.function(input_signature=[tf.TensorSpec([None, *captioner.image_shape], tf.float32)])
-    def encode(images):
-        return captioner.encoder(images, training=False)
-
     for images, captions in dataset.ragged_batch(config.batch_size):
         captions = _ragged(captions)
         first = sum(len(batch) for batch in features)
@@ -420,7 +452,18 @@ def _feature_pairs(captioner, dataset, vectorizer, config: CaptioningConfig, shu
         caption_ids = text.encode_captions(vectorizer, captions.flat_values, captioner.max_caption_length)
         ids.append(caption_ids.numpy())
         owners.append(first + captions.value_rowids().numpy())
-    features, ids, owners = np.concatenate(features), np.concatenate(ids), np.concatenate(owners)
+    return np.concatenate(features), np.concatenate(ids), np.concatenate(owners)
+
+
+def _sample_features(captioner, dataset, config: CaptioningConfig, count: int = 2000):
+    """Encoder features of the first `count` training images, for the feature statistics."""
+    encode = _encoder_function(captioner)
+    images = dataset.map(lambda image, captions: image).take(count).batch(config.batch_size)
+    return np.concatenate([encode(batch).numpy() for batch in images])
+
+
+def _feature_pairs(features, ids, owners, config: CaptioningConfig, shuffle: bool = False):
+    """((image features, caption inputs), caption targets) batches of one split's cached features."""
     pairs = tf.data.Dataset.from_tensor_slices((owners, ids))
     if shuffle:
         pairs = pairs.shuffle(len(ids), seed=config.seed, reshuffle_each_iteration=True)
@@ -433,25 +476,46 @@ def _feature_pairs(captioner, dataset, vectorizer, config: CaptioningConfig, shu
     return pairs.batch(config.batch_size).map(to_example, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
-def _image_pairs(dataset, vectorizer, max_length: int, config: CaptioningConfig, shuffle: bool = False):
-    """((images, caption inputs), caption targets) batches, one example per reference caption."""
+def _images_with_captions(dataset, vectorizer, captioner, images_per_step: int, seed: int, shuffle: bool = False):
+    """((images [B, H, W, C], caption inputs [B, R, T]), caption targets [B * R, T]) batches for
+    `EveryCaptionOfEachImage`; images with fewer than R references are padded with empty captions,
+    which the mask leaves out of the loss."""
     if dataset is None:
         return None
+    max_length = captioner.max_caption_length
 
-    def per_caption(image, captions):
-        ids = text.encode_captions(vectorizer, captions, max_length)
-        images = tf.repeat(image[tf.newaxis], tf.shape(ids)[0], axis=0)
-        return tf.data.Dataset.from_tensor_slices((images, ids))
+    def encode(image, captions):
+        return image, text.encode_captions(vectorizer, captions, max_length)
 
-    pairs = dataset.flat_map(per_caption)
+    images = dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
     if shuffle:
-        pairs = pairs.shuffle(2048, seed=config.seed, reshuffle_each_iteration=True)
+        images = images.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
+    padded_shapes = (list(captioner.image_shape), [None, max_length + 2])
 
     def to_example(images, caption_ids):
-        inputs, targets = _teacher_forcing(caption_ids)
-        return (images, inputs), targets
+        inputs, targets = _teacher_forcing(tf.reshape(caption_ids, [-1, max_length + 2]))
+        references = tf.shape(caption_ids)[1]
+        return (images, tf.reshape(inputs, [-1, references, tf.shape(inputs)[1]])), targets
 
-    return pairs.batch(config.batch_size).map(to_example, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    batches = images.padded_batch(images_per_step, padded_shapes=padded_shapes)
+    return batches.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+class EveryCaptionOfEachImage(keras.Model):
+    """The training view of a captioner whose encoder trains: images [B, H, W, C] and their caption
+    inputs [B, R, T] -> logits [B * R, T, V]. Each image is encoded once and its features feed
+    each of its R captions: the examples of R (image, caption) pairs, for one encoder pass."""
+
+    def __init__(self, captioner, **kwargs):
+        super().__init__(name=f"{captioner.name}_training", **kwargs)
+        self.captioner = captioner
+
+    def call(self, inputs, training=False):
+        images, tokens = inputs
+        features = self.captioner.encoder(images, training=training)
+        features = tf.repeat(features, tf.shape(tokens)[1], axis=0)
+        tokens = tf.reshape(tokens, [-1, tf.shape(tokens)[2]])
+        return self.captioner.decoder([features, tokens], training=training)
 
 
 class _RunFolderWriter(keras.callbacks.Callback):

@@ -48,7 +48,7 @@ def colour_bundle():
 
 
 RUN_SETTINGS = dict(backbone="lenet5", image_size=32, batch_size=8, lr=1e-2, lr_schedule="constant",
-                    units=32, embedding_dim=16, dropout=0.0, num_samples=4, verbose=0)
+                    train_encoder=False, units=32, embedding_dim=16, dropout=0.0, num_samples=4, verbose=0)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,9 @@ def test_shapes_through_the_model(rnn):
     assert not model.encoder.trainable_weights, "the encoder is frozen by default"
     headless = zoo.create("captioner", backbone="lenet5", include_top=False, pooling="avg", input_shape=IMAGE_SHAPE)
     assert headless.output_shape == (None, 120)
+    flat = zoo.create("captioner", backbone="lenet5", vocabulary=VOCABULARY, input_shape=(36, 36, 3),
+                      encoder_pooling="flatten")
+    assert flat.encoder.output_shape == (None, 2 * 2 * 120)  # lenet5's last map at 36x36 is 2x2
 
 
 def test_default_captioner_matches_its_spec():
@@ -262,6 +265,40 @@ def test_resume_continues_after_the_last_completed_epoch(trained_run, tmp_path):
     rows = captioning._read_history(out / "history.csv")
     assert [int(row["epoch"]) for row in rows] == list(range(17))
     assert metrics["epochs_completed"] == 17 and metrics["greedy"]["bleu4"] == 1.0
+
+
+def test_a_trained_encoder_sees_each_image_once_for_all_its_captions():
+    keras.utils.set_random_seed(0)
+    model = zoo.create("captioner", backbone="lenet5", vocabulary=VOCABULARY, input_shape=IMAGE_SHAPE,
+                       units=16, embedding_dim=8, max_caption_length=6, train_encoder=True)
+    assert model.encoder.trainable_weights
+    vectorizer = text.caption_vectorizer(VOCABULARY)
+    images = random_images(2)
+    captions = [["a red square", "a blue circle left of a square"], ["a green circle", ""]]
+    dataset = tf.data.Dataset.from_tensor_slices((images, tf.ragged.constant(captions).to_tensor()))
+    dataset = dataset.map(lambda image, refs: (image, tf.boolean_mask(refs, tf.strings.length(refs) > 0)))
+    (batch_images, inputs), targets = next(iter(
+        captioning._images_with_captions(dataset, vectorizer, model, images_per_step=2, seed=0)))
+    assert inputs.shape[:2] == (2, 2) and targets.shape[0] == 4  # the second image's second row is padding
+    trainer = captioning.EveryCaptionOfEachImage(model)
+    logits = trainer([batch_images, inputs]).numpy()
+    for row, (image, reference) in enumerate([(0, 0), (0, 1), (1, 0)]):  # the same as (image, caption) pairs
+        pair = model([batch_images[image:image + 1], inputs[image, reference:reference + 1]]).numpy()
+        np.testing.assert_allclose(logits[row], pair[0], atol=1e-5)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    without_padding = loss(tf.gather(targets, [0, 1, 2]), model.decoder(
+        [tf.repeat(model.encoder(batch_images), [2, 1], axis=0), tf.reshape(inputs, [4, -1])[:3]]))
+    assert float(loss(targets, trainer([batch_images, inputs]))) == pytest.approx(float(without_padding), rel=1e-5)
+
+
+def test_backbone_weights_load_into_the_encoder(tmp_path):
+    keras.utils.set_random_seed(1)
+    pretrained = zoo.create("lenet5", input_shape=IMAGE_SHAPE)
+    pretrained.save(tmp_path / "lenet5.keras")
+    model = small_captioner()
+    captioning._load_backbone_weights(model, str(tmp_path / "lenet5.keras"))
+    np.testing.assert_array_equal(model.encoder.get_layer("lenet5").get_layer("c1").kernel.numpy(),
+                                  pretrained.get_layer("c1").kernel.numpy())
 
 
 # Serving

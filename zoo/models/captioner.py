@@ -15,6 +15,7 @@ runs in inference mode and its features can be cached), or trained with the deco
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from zoo.errors import ZooError
@@ -23,6 +24,7 @@ from zoo.registry import ModelSpec, create, get_spec, register
 from zoo.text import SPECIAL_TOKENS
 
 RNN_LAYERS = {"lstm": layers.LSTM, "gru": layers.GRU}
+ENCODER_POOLING = ("avg", "max", "flatten", None)
 PAPER = "Vinyals et al., Show and Tell: A Neural Image Caption Generator, CVPR 2015"
 
 # The captioner takes pixels in [0, 255]: its encoder applies the backbone's own preprocessing.
@@ -37,6 +39,7 @@ DEFAULTS = {
     "num_layers": 1,
     "dropout": 0.3,
     "train_encoder": False,
+    "encoder_pooling": "avg",
     "max_caption_length": 20,
 }
 DEFAULT_INPUT_SHAPE = (64, 64, 3)
@@ -44,18 +47,61 @@ DEFAULT_VOCABULARY_SIZE = 1000
 
 
 def build_encoder(backbone: str, input_shape, *, pooling="avg", trainable=False, name="encoder"):
-    """Pixels in [0, 255] -> a feature vector: the backbone's preprocessing, then the backbone
-    without its classifier. A frozen backbone runs in inference mode (BatchNorm statistics fixed)."""
+    """Pixels in [0, 255] -> image features: the backbone's preprocessing, then the backbone
+    without its classifier. A frozen backbone runs in inference mode (BatchNorm statistics fixed).
+
+    pooling: "avg" or "max" (a vector per image), "flatten" (the last feature map as one vector,
+    which keeps where things are), or None (the feature map itself).
+    """
     if backbone == "captioner":
         raise ZooError("a captioner's backbone is an image model such as resnet18, not another captioner")
+    if pooling not in ENCODER_POOLING:
+        raise ZooError(f"encoder pooling must be one of {', '.join(map(str, ENCODER_POOLING))}, not {pooling!r}")
     spec = get_spec(backbone)
-    features = create(backbone, include_top=False, pooling=pooling, input_shape=input_shape)
+    features = create(backbone, include_top=False, pooling=None if pooling == "flatten" else pooling,
+                      input_shape=input_shape)
     features.trainable = trainable
     images = keras.Input(shape=features.input_shape[1:], name="image")
     preprocessing = spec.preprocessing.for_channels(features.input_shape[-1]).layer("image_preprocessing")
     x = preprocessing(images)
     x = features(x) if trainable else features(x, training=False)
+    if pooling == "flatten":
+        x = layers.Flatten(name="flatten")(x)
     return keras.Model(images, x, name=name)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class FeatureStandardization(layers.Layer):
+    """(features - mean) / std per feature, with statistics set from training features by `adapt`;
+    the identity until then. The variance gets a floor, `variance_floor` times the mean variance of
+    all features, so that features which barely vary in training are not blown up into noise."""
+
+    def __init__(self, variance_floor=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.variance_floor = float(variance_floor)
+
+    def build(self, input_shape):
+        size = input_shape[-1]
+        self.mean = self.add_weight(shape=(size,), initializer="zeros", trainable=False, name="mean")
+        self.inverse_std = self.add_weight(shape=(size,), initializer="ones", trainable=False, name="inverse_std")
+
+    def adapt(self, features) -> None:
+        features = np.asarray(features, dtype=np.float64).reshape(-1, self.mean.shape[0])
+        variance = features.var(axis=0)
+        floor = max(self.variance_floor * float(variance.mean()), 1e-12)
+        self.mean.assign(features.mean(axis=0).astype("float32"))
+        self.inverse_std.assign((1.0 / np.sqrt(variance + floor)).astype("float32"))
+
+    def call(self, inputs):
+        return (inputs - self.mean) * self.inverse_std
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(variance_floor=self.variance_floor)
+        return config
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -74,13 +120,16 @@ class Captioner(keras.Model):
         num_layers: stacked recurrent layers.
         dropout: on the embeddings, between recurrent layers and before the softmax.
         train_encoder: train the backbone with the decoder instead of freezing it.
+        encoder_pooling: how the backbone's last feature map becomes a vector: "avg" (as in the
+            paper), "max", or "flatten" (keeps the layout, for captions that say where things are).
         max_caption_length: the most words a decoded caption has (and training captions keep).
     """
 
     def __init__(self, vocabulary=None, *, vocabulary_size=None, backbone=DEFAULTS["backbone"],
                  rnn=DEFAULTS["rnn"], image_shape=DEFAULT_INPUT_SHAPE, embedding_dim=DEFAULTS["embedding_dim"],
                  units=DEFAULTS["units"], num_layers=DEFAULTS["num_layers"], dropout=DEFAULTS["dropout"],
-                 train_encoder=DEFAULTS["train_encoder"], max_caption_length=DEFAULTS["max_caption_length"],
+                 train_encoder=DEFAULTS["train_encoder"], encoder_pooling=DEFAULTS["encoder_pooling"],
+                 max_caption_length=DEFAULTS["max_caption_length"],
                  name="captioner", **kwargs):
         if vocabulary is not None:
             vocabulary = [str(token) for token in vocabulary]
@@ -100,7 +149,9 @@ class Captioner(keras.Model):
         if max_caption_length < 1:
             raise ZooError(f"max_caption_length must be at least 1, got {max_caption_length}")
 
-        encoder = build_encoder(backbone, tuple(image_shape), trainable=train_encoder)
+        if encoder_pooling is None:
+            raise ZooError("a captioner's encoder pools its feature map: avg, max or flatten")
+        encoder = build_encoder(backbone, tuple(image_shape), pooling=encoder_pooling, trainable=train_encoder)
         decoder = build_decoder(encoder.output_shape[-1], vocabulary_size, rnn=rnn, embedding_dim=embedding_dim,
                                 units=units, num_layers=num_layers, dropout=dropout)
         images = keras.Input(shape=encoder.input_shape[1:], name="image")
@@ -120,6 +171,7 @@ class Captioner(keras.Model):
         self.num_layers = int(num_layers)
         self.dropout = float(dropout)
         self.train_encoder = bool(train_encoder)
+        self.encoder_pooling = encoder_pooling
         self.max_caption_length = int(max_caption_length)
 
     def get_config(self):
@@ -135,12 +187,17 @@ class Captioner(keras.Model):
             "num_layers": self.num_layers,
             "dropout": self.dropout,
             "train_encoder": self.train_encoder,
+            "encoder_pooling": self.encoder_pooling,
             "max_caption_length": self.max_caption_length,
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
+
+    def adapt_feature_statistics(self, features) -> None:
+        """Sets the standardization of image features from features of training images [N, F]."""
+        self.decoder.get_layer("image_features_norm").adapt(features)
 
     # Step-by-step decoding: the same layers as the training graph, one time step at a time.
 
@@ -150,6 +207,7 @@ class Captioner(keras.Model):
     def initial_states(self, images):
         """The recurrent states after the image step: a list (per layer) of lists of [B, units]."""
         features = self.encoder(images, training=False)
+        features = self.decoder.get_layer("image_features_norm")(features)
         x = self.decoder.get_layer("image_embedding")(features)
         states = []
         for layer in self._recurrent_layers():
@@ -179,7 +237,11 @@ def build_decoder(feature_size: int, vocabulary_size: int, *, rnn: str, embeddin
     """
     features = keras.Input(shape=(feature_size,), name="image_features")
     tokens = keras.Input(shape=(None,), dtype="int32", name="caption_tokens")
-    image_step = layers.Dense(embedding_dim, name="image_embedding")(features)
+    # Pooled CNN features share a large positive mean; standardized with the training images'
+    # statistics (`adapt_feature_statistics`), what tells images apart reaches the recurrent gates
+    # without saturating them. Until adapted it passes features through unchanged.
+    image_step = FeatureStandardization(name="image_features_norm")(features)
+    image_step = layers.Dense(embedding_dim, name="image_embedding")(image_step)
     image_step = layers.Reshape((1, embedding_dim), name="image_step")(image_step)
     words = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="word_embedding")(tokens)
     embedding_dropout = layers.Dropout(dropout, name="embedding_dropout")
@@ -198,7 +260,7 @@ def captioner(input_shape, num_classes, include_top, pooling, name, **options):
     """The registry's builder: `num_classes` is the vocabulary size when no vocabulary is given;
     without its top the captioner is its image encoder (pooled as asked)."""
     if not include_top:
-        return build_encoder(options["backbone"], input_shape, pooling=pooling,
+        return build_encoder(options["backbone"], input_shape, pooling=pooling or options["encoder_pooling"],
                              trainable=options["train_encoder"], name=f"{name}_encoder")
     return Captioner(vocabulary_size=num_classes, image_shape=input_shape, name=name, **options)
 
@@ -212,7 +274,7 @@ register(
         default_input_shape=DEFAULT_INPUT_SHAPE,
         min_input_size=32,  # resnet18's; another backbone checks its own minimum
         default_num_classes=DEFAULT_VOCABULARY_SIZE,
-        num_params=12_355_752,
+        num_params=12_356_776,
         preprocessing=PIXELS,
         options=dict(DEFAULTS),
         test_input_size=32,
