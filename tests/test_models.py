@@ -85,7 +85,7 @@ def test_he_initialization_for_relu_layers_and_glorot_for_the_classifier():
     model = zoo.create("resnet18", num_classes=5, input_shape=(32, 32, 3))
     assert isinstance(model.get_layer("conv1_conv").kernel_initializer, keras.initializers.HeNormal)
     assert isinstance(model.get_layer("predictions").kernel_initializer, keras.initializers.GlorotUniform)
-    classic = zoo.create("lenet5")
+    classic = zoo.create("lenet5", variant="classic")
     assert isinstance(classic.get_layer("c1").kernel_initializer, keras.initializers.GlorotUniform)
     modern = zoo.create("lenet5", variant="modern")
     assert isinstance(modern.get_layer("c1").kernel_initializer, keras.initializers.HeNormal)

@@ -112,10 +112,11 @@ def test_layer_names_and_weight_shapes_match_keras_applications(name, reference)
 
 
 def test_lenet5_classic_and_modern():
-    classic = zoo.create("lenet5")
+    classic = zoo.create("lenet5", variant="classic")
     assert classic.get_layer("c1").activation.__name__ == "tanh"
     assert isinstance(classic.get_layer("s2"), keras.layers.AveragePooling2D)
-    modern = zoo.create("lenet5", variant="modern")
+    modern = zoo.create("lenet5")
     assert modern.get_layer("c1").activation.__name__ == "relu"
     assert isinstance(modern.get_layer("s2"), keras.layers.MaxPooling2D)
     assert classic.get_layer("c5").output.shape[1:] == (1, 1, 120)
+    assert classic.count_params() == modern.count_params() == 61_706
