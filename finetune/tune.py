@@ -98,6 +98,7 @@ DEFAULT_SPACE = {
     "optimizer": Choice(("adam", "adamw", "sgd")),
 }
 BEST_FRACTION = 1 / 3  # the next round narrows around the best third of the trials so far
+NEAR_BEST = 0.9  # ... among those, the ones within 10% of the best's validation accuracy
 PADDING = 0.125  # ... padded by an eighth of the first round's range on each side
 
 
@@ -115,6 +116,13 @@ def ranked(results: list[dict]) -> list[dict]:
     """Completed trials, best first: by validation accuracy, then lower validation loss."""
     done = [row for row in results if row["status"] == "done"]
     return sorted(done, key=lambda row: (-row["val_accuracy"], row["val_loss"]))
+
+
+def best_trials(results: list[dict]) -> list[dict]:
+    """The trials the next round narrows around: the best third, less any far behind the best (a
+    trial at half the best accuracy would stretch the ranges back over what failed)."""
+    order = ranked(results)[: max(1, math.ceil(BEST_FRACTION * len(results)))]
+    return [row for row in order if row["val_accuracy"] >= NEAR_BEST * order[0]["val_accuracy"]]
 
 
 def round_sizes(trials: int, rounds: int) -> list[int]:
@@ -157,7 +165,7 @@ def tune(config: FinetuneConfig, out, *, trials: int = 8, rounds: int = 2, budge
     number = 0
     for round_index, size in enumerate(round_sizes(trials, rounds)):
         if round_index:
-            best = ranked(results)[: max(1, math.ceil(BEST_FRACTION * len(results)))]
+            best = best_trials(results)
             if not best:
                 raise ZooError("every trial of the first round failed: narrow the space by hand "
                                "(a lower --lr, say) and run zoo doctor")

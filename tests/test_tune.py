@@ -49,6 +49,10 @@ def test_ranking_uses_validation_accuracy_then_loss_and_skips_failures():
             {"trial": 3, "status": "done", "val_accuracy": 0.9, "val_loss": 0.4},
             {"trial": 4, "status": "done", "val_accuracy": 0.9, "val_loss": 0.3}]
     assert [row["trial"] for row in tuning.ranked(rows)] == [4, 3, 1]
+    # The next round narrows around the best third (two of these four), less any far behind the best.
+    assert [row["trial"] for row in tuning.best_trials(rows)] == [4, 3]
+    rows[2]["val_accuracy"] = rows[3]["val_accuracy"] = 0.45
+    assert [row["trial"] for row in tuning.best_trials(rows)] == [1]
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +88,7 @@ def test_search_writes_a_table_a_plot_and_a_reusable_best_config(search):
 def test_the_second_round_samples_inside_the_narrowed_space(search):
     _, space, _, result = search
     first_round = [row for row in result.results if row["round"] == 1]
-    narrowed = tuning.narrow(space, tuning.ranked(first_round)[:1])
+    narrowed = tuning.narrow(space, tuning.best_trials(first_round))
     second = [row for row in result.results if row["round"] == 2][0]
     assert narrowed["lr"].low <= second["lr"] <= narrowed["lr"].high
     assert second["augment"] in narrowed["augment"].values and second["batch_size"] in narrowed["batch_size"].values
