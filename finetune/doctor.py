@@ -60,6 +60,7 @@ LEARNING_RATE_FACTOR = 10.0
 RANGE_TEST_CHANGE = 0.1  # a range test's loss this far above its start is rising, this far below has fallen
 ACTIVATION_EXAMPLES = 32  # examples the activation statistics look at
 OVERFIT_CHECK_EVERY = 10  # steps between the overfit test's looks at its accuracy
+OVERFIT_JUMP = 2.0  # a loss this many times its start during the overfit test: too large steps
 INIT_SCALE_FACTOR = 10.0  # x below Glorot's or above He's std
 INIT_ADVICE = "use He initialization for ReLU layers and Glorot for tanh/sigmoid (or add BatchNormalization)"
 
@@ -219,7 +220,7 @@ def check_update_ratios(ratios: dict[str, float], off_scale: list[str] = ()) -> 
 
 
 def check_overfit(accuracy: float, steps: int, examples: int, losses: list[float]) -> Check:
-    """`losses`: the loss before training, then every OVERFIT_CHECK_EVERY steps."""
+    """`losses`: the loss before training, then after every step."""
     details = {"accuracy": accuracy, "steps": steps, "examples": examples, "losses": losses}
     diverged = bool(losses) and not math.isfinite(losses[-1])
     if diverged:
@@ -228,8 +229,10 @@ def check_overfit(accuracy: float, steps: int, examples: int, losses: list[float
     summary = f"{100 * accuracy:.0f}% training accuracy on {examples} examples after {steps} steps"
     if accuracy >= 1.0:
         return Check("overfit a small subset", PASS, summary, "the model, loss and labels can learn", details)
-    rising = len(losses) > 1 and losses[-1] > losses[0]
-    advice = ("the loss ended above where it started: lower the learning rate (10x)" if rising else
+    # A loss that ever doubled from where it started was thrown about by too large steps (it may
+    # settle back at chance level once the ReLUs die, below a too-large initial loss).
+    jumped = len(losses) > 1 and max(losses[1:]) > OVERFIT_JUMP * losses[0]
+    advice = ("the loss jumped above where it started: lower the learning rate (10x)" if jumped else
               "the loss falls too slowly to memorize a handful of examples: raise the learning rate, or check "
               "the labels, the loss and the initialization")
     return Check("overfit a small subset", WARN if accuracy >= 0.9 else FAIL, summary, advice, details)
@@ -245,7 +248,10 @@ def check_learning_rate(lr: float, range_test) -> Check:
     if not losses:
         return Check("learning rate", WARN, "the range test diverged straight away",
                      "lower the start of the range (zoo lr-find --start-lr) and check the data", details)
-    rising = next((rate for rate, loss in zip(rates, losses) if loss > (1 + RANGE_TEST_CHANGE) * losses[0]), None)
+    rising = next((rate for rate, loss in zip(rates, losses) if loss > (1 + RANGE_TEST_CHANGE) * losses[0]),
+                  None)
+    if rising is None and lr > rates[-1]:
+        rising = rates[-1]  # past where the test stopped: it stops when the loss diverges
     descent = 1 - min(losses) / losses[0]
     reliable = suggestion is not None and descent >= RANGE_TEST_CHANGE
     details["rising_from"] = rising
@@ -291,27 +297,25 @@ def measure_update_ratios(model, images, labels, optimizer, steps: int = 5) -> d
 
 def overfit(model, images, labels, optimizer, max_steps: int = 300):
     """Trains on one small batch until it is memorized (or `max_steps`); returns (training accuracy,
-    steps taken, the loss before training and every OVERFIT_CHECK_EVERY steps).
+    steps taken, the loss before training and after every step).
 
     Accuracy is measured as training sees it (BatchNorm on batch statistics, which a few hundred
     steps leave the moving averages far from), without changing the model's state.
     """
     truth = np.asarray(labels)
-    losses, accuracy, step = [initial_loss(model, images, labels)], 0.0, 0
+    losses, accuracy = [initial_loss(model, images, labels)], 0.0
     _compile(model, optimizer)
-    while step < max_steps:
+    while len(losses) - 1 < max_steps:
         for _ in range(OVERFIT_CHECK_EVERY):
-            loss = float(model.train_on_batch(images, labels))
-            step += 1
-        losses.append(loss)
-        if not math.isfinite(loss):
+            losses.append(float(model.train_on_batch(images, labels)))
+        if not math.isfinite(losses[-1]):
             break
         with diagnostics.state_preserved(model):
             predicted = np.argmax(model(images, training=True), axis=-1)
         accuracy = float(np.mean(predicted == truth))
         if accuracy >= 1.0:
             break
-    return accuracy, step, losses
+    return accuracy, len(losses) - 1, losses
 
 
 def examine(build_model, images, labels, num_classes: int, make_optimizer, *, overfit_examples: int = 20,
@@ -349,8 +353,9 @@ class Report:
         return _worst(check.status for check in self.checks)
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "data": self.data, "num_classes": self.num_classes, "status": self.status,
-                "checks": [check.to_dict() for check in self.checks]}
+        """Plain JSON: non-finite numbers (a diverged loss, the ratio of zero weights) as strings."""
+        return _json_safe({"model": self.model, "data": self.data, "num_classes": self.num_classes,
+                           "status": self.status, "checks": [check.to_dict() for check in self.checks]})
 
     def lines(self) -> list[str]:
         lines = [f"Doctor: {self.model} on {self.data} ({self.num_classes} classes)"]
@@ -360,6 +365,16 @@ class Report:
             lines.append(f"        {'':{width}}  -> {check.advice}")
         lines.append(f"Overall: {self.status.upper()}" + (f"; report and plots in {self.out}" if self.out else ""))
         return lines
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def clean_config(config: FinetuneConfig) -> FinetuneConfig:
@@ -466,7 +481,8 @@ def plot_overfit(losses: list[float], path) -> None:
     from finetune.plots import _save, plt
 
     figure, axis = plt.subplots(figsize=(5, 3.5))
-    axis.plot([OVERFIT_CHECK_EVERY * index for index in range(len(losses))], losses, marker="o")
+    axis.plot(range(len(losses)), losses)
+    axis.set_yscale("log")
     axis.set_xlabel("step")
     axis.set_ylabel("training loss")
     axis.set_title("overfitting a small subset")

@@ -38,8 +38,9 @@ def doctor_command(model, out, overfit_examples, overfit_steps, lr_find_steps, *
                     lr_find_steps=lr_find_steps)
     for line in report.lines():
         click.echo(line)
-    if report.status == FAIL:
-        raise click.exceptions.Exit(1)
+    failed = [check.name for check in report.checks if check.status == FAIL]
+    if failed:
+        raise ZooError(f"{len(failed)} check(s) failed ({', '.join(failed)}): see the advice above")
 
 
 @cli.command("tune")
