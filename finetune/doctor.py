@@ -27,7 +27,7 @@ inside all of them with a wide margin; see tests/test_doctor.py for the broken c
   LeNet-5 measures 3e-3 to 7e-3 at its default; a median above 0.1 (every step changes the
   weights by a tenth) fails, outside [2e-4, 3e-2] warns. Badly initialized layers are left out:
   their ratios say more about their weights than about the learning rate.
-- learning rate: warns when the range test's loss (smoothed) was already 10% above its start at
+- learning rate: warns when the range test's loss (smoothed) had risen 10% above its minimum by
   the configured rate, or, when the test saw the loss fall by 10% or more, when the rate is more
   than 10x from its suggestion.
 """
@@ -57,7 +57,7 @@ DEAD = 0.5  # fraction of a ReLU layer's units
 UPDATE_RATIO_BAND = (2e-4, 3e-2)
 UPDATE_RATIO_FAIL = 0.1
 LEARNING_RATE_FACTOR = 10.0
-RANGE_TEST_CHANGE = 0.1  # a range test's loss this far above its start is rising, this far below has fallen
+RANGE_TEST_CHANGE = 0.1  # a range test's loss this far above its minimum is rising, this far below its start fell
 ACTIVATION_EXAMPLES = 32  # examples the activation statistics look at
 OVERFIT_CHECK_EVERY = 10  # steps between the overfit test's looks at its accuracy
 OVERFIT_JUMP = 2.0  # a loss this many times its start during the overfit test: too large steps
@@ -240,24 +240,27 @@ def check_overfit(accuracy: float, steps: int, examples: int, losses: list[float
 
 def check_learning_rate(lr: float, range_test) -> Check:
     """Compares `lr` with a learning-rate range test (finetune.lr_find.RangeTest): too high when
-    the test's loss was already rising at that rate; otherwise, when the test saw the loss fall
-    clearly, more than 10x from its suggestion warns. A test whose loss hardly fell (harder data
-    needs more steps than the test took) says nothing against the rate."""
+    it is where the test's loss was rising again past its minimum (or past where the test stopped:
+    it stops when the loss diverges); otherwise, when the test saw the loss fall clearly, more than
+    10x from its suggestion warns. A test whose loss hardly fell (harder data needs more steps than
+    the test took) says nothing against the rate."""
     rates, losses, suggestion = range_test.learning_rates, range_test.losses, range_test.suggestion
     details = {"lr": lr, "suggestion": suggestion}
     if not losses:
         return Check("learning rate", WARN, "the range test diverged straight away",
                      "lower the start of the range (zoo lr-find --start-lr) and check the data", details)
-    rising = next((rate for rate, loss in zip(rates, losses) if loss > (1 + RANGE_TEST_CHANGE) * losses[0]),
-                  None)
+    lowest = int(np.argmin(losses))
+    rising = next((rate for rate, loss in zip(rates[lowest:], losses[lowest:])
+                   if loss > (1 + RANGE_TEST_CHANGE) * losses[lowest]), None)
     if rising is None and lr > rates[-1]:
-        rising = rates[-1]  # past where the test stopped: it stops when the loss diverges
-    descent = 1 - min(losses) / losses[0]
+        rising = rates[-1]
+    descent = 1 - losses[lowest] / losses[0]
     reliable = suggestion is not None and descent >= RANGE_TEST_CHANGE
-    details["rising_from"] = rising
+    details.update(rising_from=rising, minimum_at=rates[lowest], descent=descent)
     if rising is not None and lr >= rising:
-        better = suggestion if reliable and suggestion < rising else rising / 10
-        return Check("learning rate", WARN, f"--lr {lr:g}; the range test's loss rises from {rising:.2g} on",
+        # Without a clear descent, fastai's rule of thumb: a tenth of the rate at the minimum.
+        better = suggestion if reliable and suggestion < rising else rates[lowest] / 10
+        return Check("learning rate", WARN, f"--lr {lr:g}; the range test's loss rises again from {rising:.2g} on",
                      f"the learning rate is high: try --lr {better:.2g}", details)
     if not reliable:
         return Check("learning rate", PASS, f"--lr {lr:g}; the range test's loss fell only {100 * descent:.0f}% in "

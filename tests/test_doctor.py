@@ -187,7 +187,9 @@ def test_learning_rate_check_reads_the_range_test():
     assert doctor.check_learning_rate(0.5, falling).status == doctor.WARN  # where the loss rose
     flat = range_test([2.3, 2.3, 2.29, 2.3, 2.31, 2.32, 2.8, 9.0], suggestion=1e-6)
     assert doctor.check_learning_rate(1e-3, flat).status == doctor.PASS  # no evidence either way
-    assert "try --lr 0.014" in doctor.check_learning_rate(1.0, flat).advice  # a tenth of where it rose, not 1e-6
+    assert "try --lr 5.2e-06" in doctor.check_learning_rate(1.0, flat).advice  # a tenth of the minimum's rate
+    noisy_start = range_test([2.5, 2.45, 2.42, 2.4, 2.35, 2.3, 2.3, 2.6], suggestion=1e-7)  # dead at 1.0
+    assert "try --lr 0.0019" in doctor.check_learning_rate(1.0, noisy_start).advice
     assert doctor.check_learning_rate(1e-3, range_test([])).status == doctor.WARN
 
 
