@@ -252,12 +252,13 @@ def check_learning_rate(lr: float, range_test) -> Check:
     lowest = int(np.argmin(losses))
     rising = next((rate for rate, loss in zip(rates[lowest:], losses[lowest:])
                    if loss > (1 + RANGE_TEST_CHANGE) * losses[lowest]), None)
-    if rising is None and lr > rates[-1]:
+    close = 1 - 1e-6  # the test's rates are products of floats: 10 may be 10.000000000000002
+    if rising is None and lr > rates[-1] * close:
         rising = rates[-1]
     descent = 1 - losses[lowest] / losses[0]
     reliable = suggestion is not None and descent >= RANGE_TEST_CHANGE
     details.update(rising_from=rising, minimum_at=rates[lowest], descent=descent)
-    if rising is not None and lr >= rising:
+    if rising is not None and lr >= rising * close:
         # Without a clear descent, fastai's rule of thumb: a tenth of the rate at the minimum.
         better = suggestion if reliable and suggestion < rising else rates[lowest] / 10
         return Check("learning rate", WARN, f"--lr {lr:g}; the range test's loss rises again from {rising:.2g} on",
