@@ -60,7 +60,7 @@ def by_name(checks) -> dict:
 def test_healthy_lenet_on_the_built_in_data_passes_every_check(tmp_path):
     out = tmp_path / "doctor"
     code = main(["doctor", "lenet5", "--data", "builtin:zoo_shapes/tiny", "--data-dir", str(tmp_path / "data"),
-                 "--out", str(out), "--lr-find-steps", "30"])
+                 "--out", str(out), "--lr-find-steps", "20"])
     assert code == 0
     report = json.loads((out / "doctor.json").read_text())
     assert {check["name"]: check["status"] for check in report["checks"]} == {
@@ -75,7 +75,7 @@ def test_healthy_lenet_on_the_built_in_data_passes_every_check(tmp_path):
 
 def test_learning_rate_10_is_flagged_with_lower_the_learning_rate(folder, tmp_path, capsys):
     code = main(["doctor", "lenet5", "--data", str(folder), "--lr", "10", "--batch-size", "32", "--out",
-                 str(tmp_path / "doctor"), "--overfit-steps", "100", "--lr-find-steps", "30"])
+                 str(tmp_path / "doctor"), "--overfit-steps", "50", "--lr-find-steps", "20"])
     assert code == 1 and "check(s) failed" in capsys.readouterr().err
     report = json.loads((tmp_path / "doctor" / "doctor.json").read_text())
     checks = {check["name"]: doctor.Check(**check) for check in report["checks"]}
