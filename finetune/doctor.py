@@ -442,7 +442,7 @@ def write_report(report: Report, measured: dict, range_test=None) -> None:
 def plot_activations(statistics: list, path) -> None:
     """CS231n's initialization demo: the mean and std of each layer's outputs, then one histogram
     per layer, so a collapsing (too small) or saturating (too large) initialization shows."""
-    from finetune.plots import _save, plt
+    from finetune.plots import plt, save_figure
 
     count = max(len(statistics), 1)
     columns = min(count, 8)
@@ -460,12 +460,12 @@ def plot_activations(statistics: list, path) -> None:
         axis.set_title(f"{layer.path.split('/')[-1]} ({layer.activation})", fontsize=8)
         axis.tick_params(labelsize=6)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_layers(gradient_norms: dict, update_ratios: dict, path) -> None:
     """Per-layer gradient norms and update/weight ratios on log scales, with the 1e-3 guide."""
-    from finetune.plots import _save, plt
+    from finetune.plots import plt, save_figure
 
     figure, axes = plt.subplots(1, 2, figsize=(12, 4))
     panels = ((axes[0], gradient_norms, "gradient norm"), (axes[1], update_ratios, "update / weight"))
@@ -478,11 +478,11 @@ def plot_layers(gradient_norms: dict, update_ratios: dict, path) -> None:
         axis.set_title(title)
     axes[1].axhline(1e-3, color="red", linestyle="--", label="1e-3")
     axes[1].legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_overfit(losses: list[float], path) -> None:
-    from finetune.plots import _save, plt
+    from finetune.plots import plt, save_figure
 
     figure, axis = plt.subplots(figsize=(5, 3.5))
     axis.plot(range(len(losses)), losses)
@@ -491,4 +491,4 @@ def plot_overfit(losses: list[float], path) -> None:
     axis.set_ylabel("training loss")
     axis.set_title("overfitting a small subset")
     axis.grid(alpha=0.3)
-    _save(figure, path)
+    save_figure(figure, path)

@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 from finetune.runfolder import write_atomically  # noqa: E402
 
 
-def _save(figure, path) -> None:
+def save_figure(figure, path) -> None:
+    """Writes a figure as PNG, atomically, and closes it."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
@@ -33,7 +34,7 @@ def curves(history: list[dict], path) -> None:
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
         axis.legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def confusion_matrix(truth, predicted, class_names: list[str]) -> np.ndarray:
@@ -55,7 +56,7 @@ def confusion(matrix: np.ndarray, class_names: list[str], path) -> None:
         for (row, column), value in np.ndenumerate(matrix):
             axis.text(column, row, str(value), ha="center", va="center", fontsize=7,
                       color="white" if value > matrix.max() / 2 else "black")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def learning_rate_finder(learning_rates, losses, suggestion, path) -> None:
@@ -68,4 +69,4 @@ def learning_rate_finder(learning_rates, losses, suggestion, path) -> None:
         axis.axvline(suggestion, color="red", linestyle="--", label=f"suggested {suggestion:.2g}")
         axis.legend()
     axis.grid(alpha=0.3)
-    _save(figure, path)
+    save_figure(figure, path)

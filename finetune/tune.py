@@ -247,7 +247,7 @@ def _trial(base: FinetuneConfig, params: dict, epochs: int, folder: Path, number
 
 def plot_results(results: list[dict], path) -> None:
     """Validation accuracy against learning rate, one marker per round, one colour per optimizer."""
-    from finetune.plots import _save, plt
+    from finetune.plots import plt, save_figure
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     done = [row for row in results if row["status"] == "done"]
@@ -266,4 +266,4 @@ def plot_results(results: list[dict], path) -> None:
     axis.grid(alpha=0.3)
     if colours or done:
         axis.legend(fontsize=8)
-    _save(figure, path)
+    save_figure(figure, path)

@@ -6,8 +6,6 @@ import contextlib
 import csv
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import click
@@ -40,19 +38,6 @@ def _notes_on_stderr():
             each.setLevel(level)
 
 
-def _save_keras(model, out: Path) -> None:
-    """Saves through a temporary sibling and a rename, so an interrupted save leaves no broken file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".keras")
-    os.close(handle)
-    try:
-        model.save(temporary)
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 @cli.command("import")
 @click.argument("name")
 @click.option("--weights", required=True,
@@ -77,7 +62,10 @@ def import_command(name, weights, num_classes, input_size, channels, no_top, poo
     with _notes_on_stderr():
         model = zoo.create(name, weights=weights, num_classes=num_classes, input_shape=input_shape,
                            include_top=not no_top, pooling=pooling)
-    _save_keras(model, out)
+    from finetune.runfolder import save_model_atomically
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_model_atomically(model, out)
     shape = "x".join(str(dim) for dim in model.input_shape[1:])
     click.echo(f"Wrote {out}: {model.name} with {weights} weights, input {shape}, output "
                f"{tuple(model.output_shape[1:])}, {model.count_params():,} parameters")
