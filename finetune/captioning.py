@@ -10,17 +10,15 @@ A run folder holds
   captions, and ``samples.png``: those images with their captions; ``logs/``: TensorBoard scalars.
 
 Training is teacher forcing with `model.fit`: every reference caption of an image is one (image,
-caption) example. A frozen encoder (the default with pretrained backbone weights) has its image
-features computed once, and the decoder alone is fitted on them. A trained encoder (the default
-without them: random features describe little) encodes each image once per step and feeds every
-one of its captions, the same examples as separate pairs at a fraction of the encoder's cost.
+caption) example. A frozen encoder (the default) has its image features computed once and
+standardized with the training images' statistics, and the decoder alone is fitted on them. A
+trained encoder (`train_encoder=True`) encodes each image once per step and feeds every one of
+its captions: the same examples as separate pairs, at a fraction of the encoder's cost.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -36,6 +34,8 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from finetune.bleu import bleu_scores
+from finetune.runfolder import (BEST, CHECKPOINTS, CONFIG, HISTORY, LAST, LOGS, METRICS, read_history,
+                                save_model_atomically, write_history, write_json)
 from zoo import decoding, text
 from zoo.errors import ZooError
 from zoo.models.captioner import Captioner
@@ -43,15 +43,8 @@ from zoo.models.captioner import Captioner
 DEFAULT_DATA = "builtin:zoo_shape_captions"
 MAX_DEFAULT_CAPTION_LENGTH = 30  # captions longer than the longest training caption are cut here
 
-CONFIG = "config.json"
 MODEL_CONFIG = "captioner.json"
-HISTORY = "history.csv"
-METRICS = "metrics.json"
 SAMPLES = "samples.png"
-BEST = "best.keras"
-LAST = "last.keras"
-CHECKPOINTS = "checkpoints"
-LOGS = "logs"
 EXPORT_METADATA = Path("assets.extra") / "zoo.json"
 EXPORT_KERAS_COPY = Path("assets.extra") / "model.keras"
 
@@ -68,7 +61,7 @@ class CaptioningConfig:
     rnn: str = "lstm"
     image_size: int = 64
     backbone_weights: str | None = None
-    train_encoder: bool = True
+    train_encoder: bool = False
     encoder_pooling: str = "avg"
     embedding_dim: int = 256
     units: int = 256
@@ -95,7 +88,7 @@ class CaptioningConfig:
 
 def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm", epochs: int = 20,
                     batch_size: int = 64, lr: float = 2e-3, out, resume: bool = False, seed: int = 0,
-                    image_size: int = 64, backbone_weights: str | None = None, train_encoder: bool | None = None,
+                    image_size: int = 64, backbone_weights: str | None = None, train_encoder: bool = False,
                     encoder_pooling: str = "avg", embedding_dim: int = 256, units: int = 256,
                     num_layers: int = 1, dropout: float = 0.3, vocabulary_size: int | None = None,
                     min_word_count: int = 1, max_caption_length: int | None = None, lr_schedule: str = "cosine",
@@ -119,8 +112,10 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
         seed: seeds the weights, the shuffling and the data split.
         image_size: the encoder's input height and width.
         backbone_weights: pretrained weights for the backbone ("imagenet", a file; see zoo.create).
-        train_encoder: train the backbone with the decoder; False freezes it and caches its
-            features. None (the default): frozen with backbone_weights, trained without.
+        train_encoder: train the backbone with the decoder; by default it is frozen and its
+            features are computed once. Even randomly initialized (no pretrained weights offline),
+            a frozen VGG's standardized features caption the built-in scenes; training a backbone
+            from scratch through the decoder was slower and worse there.
         encoder_pooling: "avg", "max" or "flatten" (see `Captioner`).
         embedding_dim, units, num_layers, dropout: the decoder's size (see `Captioner`).
         vocabulary_size: the most tokens (4 special tokens included); None keeps every word.
@@ -138,8 +133,6 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
     settings = {key: value for key, value in locals().items() if key not in ("out", "resume")}
     in_memory_data = data is not None and not isinstance(data, (str, os.PathLike))
     settings["data"] = "<in-memory>" if in_memory_data else str(data or DEFAULT_DATA)
-    if train_encoder is None:
-        settings["train_encoder"] = backbone_weights is None
     config = CaptioningConfig(**settings)
     _check(config)
     out = Path(out)
@@ -154,7 +147,7 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
         captioner = _new_captioner(config, bundle, train_captions)
         if config.backbone_weights is not None:
             _load_backbone_weights(captioner, config.backbone_weights)
-        _write_json(out / MODEL_CONFIG, captioner.get_config())
+        write_json(out / MODEL_CONFIG, captioner.get_config())
 
     references_per_image = sum(len(captions) for captions in train_captions) / len(train_captions)
     images_per_step = max(1, round(config.batch_size / references_per_image))
@@ -169,8 +162,10 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
     checkpoints = tf.train.CheckpointManager(checkpoint, out / CHECKPOINTS, max_to_keep=1)
     if resume and checkpoints.latest_checkpoint:
         checkpoint.restore(checkpoints.latest_checkpoint).assert_existing_objects_matched()
-    history = _read_history(out / HISTORY)[: int(epoch.numpy())]  # rows of epochs the checkpoint holds
-    _write_history(out / HISTORY, history)
+    history = read_history(out / HISTORY)
+    if len(history) > int(epoch.numpy()):  # rows written after the last checkpoint: their epochs run again
+        history = history[: int(epoch.numpy())]
+        write_history(out / HISTORY, history)
 
     vectorizer = text.caption_vectorizer(captioner.vocabulary)
     if config.train_encoder:
@@ -202,7 +197,7 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
     metrics = evaluate_captioner(best, getattr(bundle, held_out_name), beam_width=config.beam_width,
                                  length_penalty=config.length_penalty, batch_size=config.batch_size,
                                  num_samples=config.num_samples, samples_png=out / SAMPLES)
-    rows = _read_history(out / HISTORY)
+    rows = read_history(out / HISTORY)
     metrics.update(
         split=held_out_name, epochs_completed=len(rows),
         training_seconds=round(sum(float(row.get("seconds", 0.0)) for row in rows), 1),
@@ -211,7 +206,7 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
     if rows and "val_loss" in rows[0]:
         best_row = min(rows, key=lambda row: float(row["val_loss"]))
         metrics.update(best_epoch=int(best_row["epoch"]), best_val_loss=float(best_row["val_loss"]))
-    _write_json(out / METRICS, metrics)
+    write_json(out / METRICS, metrics)
     return metrics
 
 
@@ -249,10 +244,9 @@ def evaluate_captioner(captioner, dataset, *, beam_width: int = decoding.DEFAULT
 
 def draw_samples(images, samples, path) -> None:
     """A grid of images, each titled with its beam-search caption and its first reference."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from finetune.plots import save_figure
 
     columns = min(4, len(images))
     rows = math.ceil(len(images) / columns)
@@ -263,8 +257,7 @@ def draw_samples(images, samples, path) -> None:
         axis.imshow(np.clip(np.asarray(image), 0, 255).astype("uint8").squeeze())
         axis.set_title(f"{_wrap(sample['beam'])}\n(ref: {_wrap(sample['references'][0])})", fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def load_captioner(source) -> Captioner:
@@ -314,15 +307,13 @@ def export_captioner(source, base_dir, name: str | None = None, version: int | N
         raise ZooError(f"{target} already exists; pick another version")
 
     generator = decoding.CaptionGenerator(captioner, length_penalty=length_penalty)
-    signature = [tf.TensorSpec([None], tf.string, name="images")]
     staging = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".partial", dir=model_dir))
     try:
         archive = keras.export.ExportArchive()
         archive.track(captioner)
         archive.track(generator.words)  # the id -> word lookup table
-        archive.add_endpoint("serving_default",
-                             lambda images: {"captions": generator.caption_encoded(images, beam_width)}, signature)
-        archive.add_endpoint("greedy", lambda images: {"captions": generator.caption_encoded(images, 1)}, signature)
+        for endpoint, width in (("serving_default", beam_width), ("greedy", 1)):
+            archive.add_endpoint(endpoint, _serving_function(generator, width))
         archive.write_out(str(staging), verbose=False)
         (staging / EXPORT_METADATA).parent.mkdir(exist_ok=True)
         captioner.save(staging / EXPORT_KERAS_COPY)
@@ -336,6 +327,15 @@ def export_captioner(source, base_dir, name: str | None = None, version: int | N
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _serving_function(generator, beam_width: int):
+    """Encoded images tf.string [N] -> {"captions": tf.string [N]}, as a graph (the search loops
+    are tf.while_loops already, so AutoGraph has nothing to convert)."""
+    def serve(images):
+        return {"captions": generator.caption_encoded(images, beam_width)}
+
+    return tf.function(serve, input_signature=[tf.TensorSpec([None], tf.string, name="images")], autograph=False)
 
 
 # The pieces of a run.
@@ -369,7 +369,7 @@ def _prepare_run_folder(out: Path, config: CaptioningConfig, resume: bool) -> No
     elif out.is_dir() and any(out.iterdir()):
         raise ZooError(f"{out} already holds a run; resume it or pick another output folder")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / CONFIG, dataclasses.asdict(config))
+    write_json(out / CONFIG, dataclasses.asdict(config))
 
 
 def _load_data(config: CaptioningConfig):
@@ -436,7 +436,7 @@ def _teacher_forcing(ids):
 
 
 def _encoder_function(captioner):
-    return tf.function(lambda images: captioner.encoder(images, training=False),
+    return tf.function(lambda images: captioner.encoder(images, training=False), autograph=False,
                        input_signature=[tf.TensorSpec([None, *captioner.image_shape], tf.float32)])
 
 
@@ -546,12 +546,12 @@ class _RunFolderWriter(keras.callbacks.Callback):
                "lr": float(learning_rate.numpy() if hasattr(learning_rate, "numpy") else learning_rate),
                "seconds": round(time.perf_counter() - self.started, 2)}
         self.history.append(row)
-        _write_history(self.out / HISTORY, self.history)
+        write_history(self.out / HISTORY, self.history)
         self._write_tensorboard(epoch, logs, row["lr"])
         if self.monitor in logs and float(logs[self.monitor]) < self.best:
             self.best = float(logs[self.monitor])
-            _save_atomically(self.captioner, self.out / BEST)
-        _save_atomically(self.captioner, self.out / LAST)
+            save_model_atomically(self.captioner, self.out / BEST)
+        save_model_atomically(self.captioner, self.out / LAST)
         self.epoch.assign(epoch + 1)
         self.checkpoints.save()
 
@@ -572,51 +572,6 @@ class _RunFolderWriter(keras.callbacks.Callback):
                 for name, value in values.items():
                     tf.summary.write(f"epoch_{name}", tf.constant(float(value)), step=epoch, metadata=scalars)
             self.writers[split].flush()
-
-
-# Small file helpers: every file is written beside its final name, then renamed into place.
-
-def _write_text_atomically(path: Path, content: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf8") as file:
-        file.write(content)
-    os.chmod(temporary, 0o644)  # mkstemp makes files private; run folders are for reading
-    os.replace(temporary, path)
-
-
-def _write_json(path: Path, values) -> None:
-    _write_text_atomically(path, json.dumps(values, indent=2) + "\n")
-
-
-def _save_atomically(model, path: Path) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
-    os.close(handle)
-    try:
-        model.save(temporary)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _read_history(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def _write_history(path: Path, rows: list[dict]) -> None:
-    columns: list[str] = []
-    for row in rows:
-        columns += [key for key in row if key not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    if columns:
-        writer.writeheader()
-        writer.writerows(rows)
-    _write_text_atomically(path, buffer.getvalue())
 
 
 def _wrap(caption: str, width: int = 36) -> str:

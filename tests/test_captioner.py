@@ -19,6 +19,7 @@ from PIL import Image
 import zoo
 from finetune import captioning
 from finetune.bleu import bleu_scores, corpus_bleu
+from finetune.runfolder import read_history
 from zoo import decoding, text
 from zoo.models.captioner import Captioner
 
@@ -227,7 +228,7 @@ def test_run_folder_holds_every_artifact(trained_run):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "captioning" and config["rnn"] == "lstm" and config["epochs"] == 15
-    rows = captioning._read_history(out / "history.csv")
+    rows = read_history(out / "history.csv")
     assert [int(row["epoch"]) for row in rows] == list(range(15))
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(rows[0])
     assert list((out / "logs" / "train").glob("events.out.tfevents.*"))
@@ -262,7 +263,7 @@ def test_resume_continues_after_the_last_completed_epoch(trained_run, tmp_path):
     with pytest.raises(zoo.ZooError, match="already holds a run"):
         captioning.train_captioner(data=colour_bundle(), epochs=17, out=out, **RUN_SETTINGS)
     metrics = captioning.train_captioner(data=colour_bundle(), epochs=17, out=out, resume=True, **RUN_SETTINGS)
-    rows = captioning._read_history(out / "history.csv")
+    rows = read_history(out / "history.csv")
     assert [int(row["epoch"]) for row in rows] == list(range(17))
     assert metrics["epochs_completed"] == 17 and metrics["greedy"]["bleu4"] == 1.0
 

@@ -173,7 +173,7 @@ class CaptionGenerator(tf.Module):
             raise ZooError(f"the beam width must be at least 1, got {beam_width}")
         if beam_width not in self._compiled:
             signature = [tf.TensorSpec([None, *self.image_shape], tf.float32)]
-            self._compiled[beam_width] = tf.function(
-                lambda images: self.caption_pixels(images, beam_width), input_signature=signature)
+            self._compiled[beam_width] = tf.function(  # graph code already: nothing for AutoGraph to do
+                lambda images: self.caption_pixels(images, beam_width), input_signature=signature, autograph=False)
         captions = self._compiled[beam_width](tf.cast(images, tf.float32))
         return [caption.decode("utf-8") for caption in captions.numpy()]
