@@ -318,4 +318,5 @@ class ZooShapeCaptions(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, split: str, count: int):
         config = self.builder_config
         for index in range(count):
-            yield index, generate_example(config.seed, split, index, config.image_size, config.captions_per_image)
+            example = generate_example(config.seed, split, index, config.image_size, config.captions_per_image)
+            yield index, {**example, "image": drawing.encode_png(example["image"])}

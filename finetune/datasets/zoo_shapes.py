@@ -7,7 +7,6 @@ defeat a linear model on pixels, while a small CNN learns the task quickly.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -129,10 +128,6 @@ class ZooShapes(tfds.core.GeneratorBasedBuilder):
         for index in range(per_class * len(config.classes)):
             shape = config.classes[index % len(config.classes)]
             rng = example_rng(config.seed, split, index)
-            yield index, {"image": render_shape_image(rng, config.image_size, shape), "label": shape}
+            image = render_shape_image(rng, config.image_size, shape)
+            yield index, {"image": drawing.encode_png(image), "label": shape}
 
-
-def generation_seconds_hint(config: ZooShapesConfig) -> float:
-    """A rough upper bound on generation time on one core, for progress messages."""
-    total = (config.train_per_class + config.test_per_class) * len(config.classes)
-    return total * 1.5e-3 * math.ceil(config.image_size / 32) ** 2
