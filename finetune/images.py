@@ -1,9 +1,22 @@
-"""Image folders: finding the images, checking every file before training, decoding in tf.data."""
+"""Image files: finding them in folders, checking every one before training, decoding in tf.data.
+
+Every file is checked up front, so that nothing fails mid-epoch:
+1. PIL opens and verifies it (empty files, non-images and broken structure are skipped);
+2. TensorFlow decodes it, all files in parallel (truncated data is skipped);
+3. files PIL reads but TensorFlow cannot (WebP, TIFF, 1-bit BMP...) and very large images get a
+   PNG copy, at most SHRUNK_SIDE pixels a side, that the pipeline reads instead; decoding a
+   6000x6000 image on every epoch, several at a time, would cost gigabytes for nothing.
+"""
 
 from __future__ import annotations
 
+import atexit
 import csv
 import dataclasses
+import hashlib
+import logging
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -12,43 +25,137 @@ from PIL import Image, UnidentifiedImageError
 
 from zoo.errors import ZooError
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DECODABLE_FORMATS = {"JPEG", "PNG", "BMP", "GIF"}  # what tf.io.decode_image reads
 SPLIT_FOLDERS = {"train": ("train", "training"), "validation": ("val", "validation", "valid"), "test": ("test",)}
-LARGE_SIDE = 4096  # above this, JPEGs are checked at reduced size (PIL draft) to keep the scan fast
+MAX_DECODE_SIDE = 4096  # larger images are read from a shrunk copy
+SHRUNK_SIDE = 2048  # enough for any zoo model's input, with room for random crops
+SKIPPED_SHOWN = 5  # how many skipped files a summary names
 
 
-def unreadable_reason(path: Path) -> str | None:
-    """Why an image file cannot be trained on (None when it can): empty, not an image, truncated,
-    a format TensorFlow cannot decode, or too large to decode safely."""
+@dataclasses.dataclass
+class CheckedFiles:
+    """The outcome of checking a list of files: what to read for each usable one, and what was skipped."""
+
+    indices: list[int]  # positions, in the checked list, of the usable files
+    paths: list[str]  # what the pipeline reads for each: the file itself or its converted copy
+    skipped: list[tuple[str, str]]  # (path, reason)
+    converted: int = 0
+
+
+def check_files(paths: list[str]) -> CheckedFiles:
+    """Checks image files (see the module docstring); a file is either usable or skipped with a reason."""
+    paths = [str(path) for path in paths]
+    reasons: dict[int, str] = {}
+    needs_copy: set[int] = set()
+    for index, path in enumerate(paths):
+        reason, image_format, size = _inspect(Path(path))
+        if reason:
+            reasons[index] = reason
+        elif image_format not in DECODABLE_FORMATS or max(size) > MAX_DECODE_SIDE:
+            needs_copy.add(index)
+    direct = [index for index in range(len(paths)) if index not in reasons and index not in needs_copy]
+    needs_copy.update(direct[position] for position in _undecodable([paths[index] for index in direct]))
+    read_from = {index: paths[index] for index in direct if index not in needs_copy}
+    for index in sorted(needs_copy):
+        try:
+            read_from[index] = _converted_copy(Path(paths[index]))
+        except (OSError, SyntaxError, ValueError) as error:
+            reasons[index] = f"corrupt ({str(error)[:60]})"
+    usable = sorted(read_from)
+    return CheckedFiles(usable, [read_from[index] for index in usable],
+                        [(paths[index], reasons[index]) for index in sorted(reasons)],
+                        converted=len(needs_copy) - sum(index in reasons for index in needs_copy))
+
+
+def _inspect(path: Path) -> tuple[str | None, str | None, tuple[int, int]]:
+    """(reason the file is unusable or None, PIL's format name, (width, height)), without decoding pixels."""
     try:
         if path.stat().st_size == 0:
-            return "empty file"
+            return "empty file", None, (0, 0)
         with warnings.catch_warnings():
+            # Past PIL's limit (~89 Mpx) an image is more likely an attack or a scan than a photo.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                image_format = image.format
+                image_format, size = image.format, image.size
                 image.verify()  # structure and checksums, without decoding
-            if image_format not in DECODABLE_FORMATS:
-                return f"{image_format} images are not supported; convert to JPEG or PNG"
-            with Image.open(path) as image:
-                if image_format == "JPEG" and max(image.size) > LARGE_SIDE:
-                    image.draft("RGB", (image.size[0] // 8, image.size[1] // 8))
-                image.load()  # a full decode finds truncated data
+    except FileNotFoundError:
+        return "no such file", None, (0, 0)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return "too large to decode safely"
+        return "too large to decode safely", None, (0, 0)
     except UnidentifiedImageError:
-        return "not an image"
+        return "not an image", None, (0, 0)
     except (OSError, SyntaxError, ValueError) as error:
-        return f"corrupt ({str(error)[:60]})"
-    return None
+        return f"corrupt ({str(error)[:60]})", None, (0, 0)
+    return None, image_format, size
 
+
+def _undecodable(paths: list[str]) -> list[int]:
+    """Positions of the files TensorFlow fails to decode, found with one parallel pass that
+    drops failures (`ignore_errors`) and sees which positions come out."""
+    if not paths:
+        return []
+
+    def attempt(index, path):
+        return index, tf.shape(decode(tf.io.read_file(path)))[0]
+
+    attempts = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), tf.constant(paths, tf.string)))
+    attempts = attempts.map(attempt, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors().batch(1024)
+    decoded = set()
+    for indices, _ in attempts:
+        decoded.update(indices.numpy().tolist())
+    return [index for index in range(len(paths)) if index not in decoded]
+
+
+_copies_folder: Path | None = None
+
+
+def _copies() -> Path:
+    """A folder for converted copies, removed when the process ends."""
+    global _copies_folder
+    if _copies_folder is None:
+        _copies_folder = Path(tempfile.mkdtemp(prefix="zoo-images-"))
+        atexit.register(shutil.rmtree, _copies_folder, ignore_errors=True)
+    return _copies_folder
+
+
+def _converted_copy(path: Path) -> str:
+    """An RGB PNG copy of an image, shrunk to SHRUNK_SIDE; a full decode, so it also finds truncated files."""
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    target = _copies() / f"{key}.png"
+    if not target.exists():
+        with Image.open(path) as image:
+            image.draft("RGB", (SHRUNK_SIDE, SHRUNK_SIDE))  # JPEG: decode straight at 1/2 to 1/8 scale
+            image.thumbnail((SHRUNK_SIDE, SHRUNK_SIDE))
+            rgb = image.convert("RGB")
+        rgb.save(target, format="PNG", compress_level=1)
+    return str(target)
+
+
+def decode(contents):
+    """Encoded JPEG/PNG/BMP/GIF bytes to a uint8 RGB image (first frame of a GIF; alpha dropped)."""
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def summarize_skipped(skipped: list[tuple[str, str]], where) -> str:
+    """One line: how many files were skipped, and the first few with their reasons."""
+    shown = ", ".join(f"{Path(path).name} ({reason})" for path, reason in skipped[:SKIPPED_SHOWN])
+    more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
+    return f"Skipped {len(skipped)} unreadable file(s) in {where}: {shown}{more}"
+
+
+# -- class folders ----------------------------------------------------------------------------------
 
 @dataclasses.dataclass
 class FolderLayout:
     class_names: list[str]
-    splits: dict[str, tuple[list[str], list[int]]]  # role -> (paths, labels)
-    skipped: list[tuple[str, str]]  # (path, reason)
+    splits: dict[str, tuple[list[str], list[int]]]  # role -> (paths to read, labels)
+    skipped: list[tuple[str, str]]  # (path, reason); empty class folders too
 
 
 def _class_folders(folder: Path) -> list[Path]:
@@ -65,89 +172,105 @@ def _split_folders(root: Path) -> dict[str, Path]:
     return found if "train" in found else {}
 
 
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+                  and not path.name.startswith("."))
+
+
 def scan_folder(root: Path) -> FolderLayout:
-    """Classes and checked image paths of `root` (class subfolders, or train/val/test of them)."""
+    """Classes and checked image paths of `root`: class subfolders, or train/ (val/, test/) of them.
+
+    Classes are the training split's subfolders with at least one readable image; a folder
+    without any is reported and left out. Fewer than two classes is an error.
+    """
     split_roots = _split_folders(root) or {"train": root}
-    class_names = [folder.name for folder in _class_folders(split_roots["train"])]
-    if not class_names:
-        raise ZooError(f"{split_roots['train']} has no class subfolders: put each class's images in a "
+    train_root = split_roots["train"]
+    folder_names = [folder.name for folder in _class_folders(train_root)]
+    if not folder_names:
+        raise ZooError(f"{train_root} has no class subfolders: put each class's images in a "
                        f"subfolder named after it (e.g. {root}/cats/1.jpg)")
-    skipped: list[tuple[str, str]] = []
-    splits = {}
+    candidates: list[tuple[str, str, Path]] = []  # (role, class folder name, file)
     for role, folder in split_roots.items():
-        paths, labels = [], []
         for class_folder in _class_folders(folder):
-            if class_folder.name not in class_names:
-                raise ZooError(f"{class_folder} is a class that {split_roots['train']} does not have; "
+            if class_folder.name not in folder_names:
+                raise ZooError(f"{class_folder} is a class that {train_root} does not have; "
                                f"the splits must share their classes")
-            label = class_names.index(class_folder.name)
-            for path in sorted(class_folder.rglob("*")):
-                if not path.is_file() or path.suffix.lower() not in IMAGE_EXTENSIONS:
-                    continue
-                reason = unreadable_reason(path)
-                if reason:
-                    skipped.append((str(path), reason))
-                else:
-                    paths.append(str(path))
-                    labels.append(label)
-        splits[role] = (paths, labels)
-    train_labels = set(splits["train"][1])
-    empty = [name for index, name in enumerate(class_names) if index not in train_labels]
-    if len(train_labels) < 2:
-        raise ZooError(f"{split_roots['train']} has {len(train_labels)} class(es) with readable images "
-                       f"({len(skipped)} files skipped): a classifier needs at least two")
-    if empty:
-        for name in empty:
-            skipped.append((str(split_roots["train"] / name), "class folder without readable images"))
+            candidates += [(role, class_folder.name, path) for path in _image_files(class_folder)]
+    checked = check_files([str(path) for _, _, path in candidates])
+    if checked.converted:
+        log.info("Converted %d image(s) in %s that TensorFlow cannot decode directly or that are very large",
+                 checked.converted, root)
+    usable = [(candidates[index][0], candidates[index][1], path) for index, path in zip(checked.indices, checked.paths)]
+    in_train = {name for role, name, _ in usable if role == "train"}
+    class_names = [name for name in folder_names if name in in_train]
+    skipped = list(checked.skipped)
+    for name in folder_names:
+        if name not in in_train:
+            skipped.append((str(train_root / name), "class folder without readable images"))
+    if len(class_names) < 2:
+        raise ZooError(f"{train_root} has {len(class_names)} class folder(s) with readable images "
+                       f"({len(checked.skipped)} file(s) skipped): a classifier needs at least two classes, "
+                       f"each a subfolder of images")
+    orphans = sorted({(role, name) for role, name, _ in usable if name not in in_train})
+    if orphans:
+        role, name = orphans[0]
+        raise ZooError(f"{split_roots[role] / name} has images but {train_root / name} has no readable one: "
+                       f"add training images of {name!r} or remove the class")
+    splits = {role: ([], []) for role in split_roots}
+    for role, name, path in usable:
+        splits[role][0].append(path)
+        splits[role][1].append(class_names.index(name))
     return FolderLayout(class_names, splits, skipped)
 
 
-def decode(contents):
-    """Encoded JPEG/PNG/BMP/GIF bytes to a uint8 RGB image (first frame of a GIF; alpha dropped)."""
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
-
+# -- captioned image folders ------------------------------------------------------------------------
 
 @dataclasses.dataclass
 class CaptionFolder:
     paths: list[str]
-    captions: tf.RaggedTensor
-    skipped: list[str]
+    captions: list[list[str]]
+    skipped: list[tuple[str, str]]
 
 
-def caption_folder(root: Path) -> CaptionFolder:
-    """A Flickr8k-style folder: images plus `captions.csv` (`image,caption` rows) or a text file of
-    `image#n<TAB>caption` lines (`captions.txt`, `*.token`). Every caption of an image is kept."""
-    if not root.is_dir():
-        raise ZooError(f"no such folder: {root}")
+def _read_caption_file(root: Path) -> dict[str, list[str]]:
+    """{image file name: captions} from captions.csv (`image,caption` rows, a header allowed), else
+    captions.txt or *.token (`image#n<TAB>caption` lines, Flickr8k's format)."""
     by_image: dict[str, list[str]] = {}
     csv_file = root / "captions.csv"
-    token_files = [root / "captions.txt", *sorted(root.glob("*.token"))]
     if csv_file.is_file():
         with csv_file.open(newline="", encoding="utf8") as file:
             for row in csv.reader(file):
                 if len(row) >= 2 and row[0].strip().lower() != "image":
-                    by_image.setdefault(row[0].strip(), []).append(row[1].strip())
-    else:
-        token_file = next((path for path in token_files if path.is_file()), None)
-        if token_file is None:
-            raise ZooError(f"{root} has no captions.csv (image,caption) or captions.txt/*.token "
-                           f"(image#n<TAB>caption) file")
-        for line in token_file.read_text(encoding="utf8").splitlines():
-            if "\t" in line:
-                key, caption = line.split("\t", 1)
-                by_image.setdefault(key.split("#")[0].strip(), []).append(caption.strip())
-    paths, captions, skipped = [], [], []
-    for name, texts in sorted(by_image.items()):
-        candidates = [root / name, root / "images" / name, root / "Images" / name]
-        path = next((candidate for candidate in candidates if candidate.is_file()), None)
-        reason = "missing" if path is None else unreadable_reason(path)
-        if reason:
-            skipped.append(f"{name} ({reason})")
-            continue
-        paths.append(str(path))
-        captions.append(texts)
-    if not paths:
+                    by_image.setdefault(row[0].strip(), []).append(",".join(row[1:]).strip())
+        return by_image
+    token_file = next((path for path in [root / "captions.txt", *sorted(root.glob("*.token"))] if path.is_file()), None)
+    if token_file is None:
+        raise ZooError(f"{root} has no captions.csv (image,caption rows) or captions.txt/*.token "
+                       f"(image#n<TAB>caption lines): add one next to the images")
+    for line in token_file.read_text(encoding="utf8").splitlines():
+        if "\t" in line:
+            key, caption = line.split("\t", 1)
+            by_image.setdefault(key.split("#")[0].strip(), []).append(caption.strip())
+    return by_image
+
+
+def caption_folder(root: Path) -> CaptionFolder:
+    """A Flickr8k-style folder: images (in it, or in images/ or Images/) plus a captions file
+    (see `_read_caption_file`). Every caption of an image is kept."""
+    if not root.is_dir():
+        raise ZooError(f"no such folder: {root}")
+    by_image = _read_caption_file(root)
+    names, files, skipped = [], [], []
+    for name in sorted(by_image):
+        found = next((folder / name for folder in (root, root / "images", root / "Images") if (folder / name).is_file()),
+                     None)
+        if found is None:
+            skipped.append((name, "missing"))
+        else:
+            names.append(name)
+            files.append(str(found))
+    checked = check_files(files)
+    skipped += checked.skipped
+    if not checked.paths:
         raise ZooError(f"{root}: none of the captioned images could be read ({len(skipped)} skipped)")
-    return CaptionFolder(paths, tf.ragged.constant(captions, dtype=tf.string), skipped)
+    return CaptionFolder(checked.paths, [by_image[names[index]] for index in checked.indices], skipped)
