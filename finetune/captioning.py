@@ -160,7 +160,8 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
     checkpoint = tf.train.Checkpoint(model=captioner, optimizer=optimizer, completed_epochs=epoch)
     checkpoints = tf.train.CheckpointManager(checkpoint, out / CHECKPOINTS, max_to_keep=1)
-    if resume and checkpoints.latest_checkpoint:
+    restored = bool(resume and checkpoints.latest_checkpoint)
+    if restored:
         checkpoint.restore(checkpoints.latest_checkpoint).assert_existing_objects_matched()
     history = read_history(out / HISTORY)
     if len(history) > int(epoch.numpy()):  # rows written after the last checkpoint: their epochs run again
@@ -178,7 +179,7 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
         train = _feature_pairs(train_features, train_ids, train_owners, config, shuffle=True)
         validation = (None if bundle.validation is None else
                       _feature_pairs(*_encode_split(captioner, bundle.validation, vectorizer, config), config))
-    if not resume:  # statistics of the training images only; a resumed run has them in its checkpoint
+    if not restored:  # statistics of the training images only; a checkpoint holds those it trained with
         captioner.adapt_feature_statistics(
             train_features if not config.train_encoder else _sample_features(captioner, bundle.train, config))
     fitted.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -386,7 +387,8 @@ def _load_data(config: CaptioningConfig):
 def _split_captions(dataset) -> list[list[str]]:
     """The reference captions of every image of a split, as Python strings."""
     captions = []
-    for batch in dataset.map(lambda image, image_captions: image_captions).ragged_batch(256):
+    captions_only = tf.autograph.experimental.do_not_convert(lambda image, image_captions: image_captions)
+    for batch in dataset.map(captions_only).ragged_batch(256):
         captions += [[caption.decode("utf-8") for caption in image] for image in _ragged(batch).to_list()]
     if not captions:
         raise ZooError("the training split is empty")
@@ -458,7 +460,8 @@ def _encode_split(captioner, dataset, vectorizer, config: CaptioningConfig):
 def _sample_features(captioner, dataset, config: CaptioningConfig, count: int = 2000):
     """Encoder features of the first `count` training images, for the feature statistics."""
     encode = _encoder_function(captioner)
-    images = dataset.map(lambda image, captions: image).take(count).batch(config.batch_size)
+    image_only = tf.autograph.experimental.do_not_convert(lambda image, captions: image)
+    images = dataset.map(image_only).take(count).batch(config.batch_size)
     return np.concatenate([encode(batch).numpy() for batch in images])
 
 
@@ -469,6 +472,7 @@ def _feature_pairs(features, ids, owners, config: CaptioningConfig, shuffle: boo
         pairs = pairs.shuffle(len(ids), seed=config.seed, reshuffle_each_iteration=True)
     table = tf.constant(features)
 
+    @tf.autograph.experimental.do_not_convert  # plain graph code, like every tf.data function here
     def to_example(owner, caption_ids):
         inputs, targets = _teacher_forcing(caption_ids)
         return (tf.gather(table, owner), inputs), targets
@@ -484,6 +488,7 @@ def _images_with_captions(dataset, vectorizer, captioner, images_per_step: int, 
         return None
     max_length = captioner.max_caption_length
 
+    @tf.autograph.experimental.do_not_convert
     def encode(image, captions):
         return image, text.encode_captions(vectorizer, captions, max_length)
 
@@ -492,6 +497,7 @@ def _images_with_captions(dataset, vectorizer, captioner, images_per_step: int, 
         images = images.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
     padded_shapes = (list(captioner.image_shape), [None, max_length + 2])
 
+    @tf.autograph.experimental.do_not_convert
     def to_example(images, caption_ids):
         inputs, targets = _teacher_forcing(tf.reshape(caption_ids, [-1, max_length + 2]))
         references = tf.shape(caption_ids)[1]

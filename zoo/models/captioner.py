@@ -7,9 +7,12 @@ by a softmax over the vocabulary. The recurrent layers read the image step once 
 state into the words, so the same weights serve training (teacher forcing over whole captions)
 and step-by-step decoding (`zoo.decoding`).
 
-The encoder is any zoo backbone without its classifier, average-pooled, with the backbone's
-preprocessing inside, so the captioner takes pixels in [0, 255]. It is frozen by default (it then
-runs in inference mode and its features can be cached), or trained with the decoder.
+The encoder is any zoo backbone without its classifier, average-pooled (or max-pooled, or
+flattened to keep the layout), with the backbone's preprocessing inside, so the captioner takes
+pixels in [0, 255]. It is frozen by default (it then runs in inference mode and its features can
+be cached), or trained with the decoder. Its features are standardized with statistics of the
+training images before the image embedding: pooled CNN features share a large positive mean that
+would otherwise saturate the recurrent gates on the image step.
 """
 
 from __future__ import annotations
