@@ -262,8 +262,8 @@ def caption_folder(root: Path) -> CaptionFolder:
     by_image = _read_caption_file(root)
     names, files, skipped = [], [], []
     for name in sorted(by_image):
-        found = next((folder / name for folder in (root, root / "images", root / "Images") if (folder / name).is_file()),
-                     None)
+        folders = (root, root / "images", root / "Images")
+        found = next((folder / name for folder in folders if (folder / name).is_file()), None)
         if found is None:
             skipped.append((name, "missing"))
         else:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 from PIL import Image
 
 from finetune import images as image_files
@@ -279,3 +280,71 @@ def test_caption_csv_rows_and_too_small_folders(tmp_path):
     (tmp_path / "b.png").unlink()
     with pytest.raises(ZooError, match="too few"):
         load_captions(str(tmp_path), image_size=16)
+
+
+class FakeCocoCaptions(tfds.core.GeneratorBasedBuilder):
+    """coco_captions' layout in miniature: captions as a sequence of {id, text}, a "val" split."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        # DatasetInfo itself: dataset_info_from_configs reads files from the builder's package.
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "captions": tfds.features.Sequence({"id": np.int64, "text": tfds.features.Text()}),
+        }))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(6), "val": self._generate_examples(2)}
+
+    def _generate_examples(self, count):
+        for index in range(count):
+            image = np.full((10 + index, 12, 3), 20 * index, np.uint8)
+            yield index, {"image": image, "captions": [{"id": index, "text": f"caption {index}"},
+                                                       {"id": 100 + index, "text": "another"}]}
+
+
+class FakeDigits(tfds.core.GeneratorBasedBuilder):
+    """mnist's layout in miniature: 1-channel images, features without supervised keys, no validation."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        # DatasetInfo itself: dataset_info_from_configs reads files from the builder's package.
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(28, 28, 1)),
+            "label": tfds.features.ClassLabel(names=["zero", "one", "two"]),
+        }))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(30), "test": self._generate_examples(9)}
+
+    def _generate_examples(self, count):
+        for index in range(count):
+            yield index, {"image": np.full((28, 28, 1), 100 * (index % 3), np.uint8), "label": index % 3}
+
+
+@pytest.fixture(scope="module")
+def fake_tfds_dir(tmp_path_factory):
+    data_dir = str(tmp_path_factory.mktemp("fake_tfds"))
+    for builder in (FakeCocoCaptions, FakeDigits):
+        builder(data_dir=data_dir).download_and_prepare()
+    return data_dir
+
+
+def test_tfds_captions_in_coco_layout_offline(fake_tfds_dir):
+    bundle = load_captions("tfds:fake_coco_captions", image_size=16, data_dir=fake_tfds_dir, download=False)
+    assert bundle.sizes == {"train": 6, "validation": 2} and bundle.test is None
+    image, captions = next(iter(bundle.validation))
+    assert image.shape == (16, 16, 3) and [c.decode() for c in captions.numpy()] == ["caption 0", "another"]
+
+
+def test_tfds_gray_images_become_rgb_and_labels_follow(fake_tfds_dir):
+    bundle = load_data("tfds:fake_digits", image_size=(32, 32, 3), data_dir=fake_tfds_dir, download=False,
+                       batch_size=64, shuffle_buffer=0)
+    assert bundle.class_names == ["zero", "one", "two"] and bundle.sizes == {"train": 24, "validation": 6, "test": 9}
+    images, labels = next(iter(bundle.test))
+    np.testing.assert_allclose(images.numpy()[:, 3, 3, :], np.repeat(100.0 * labels.numpy()[:, None], 3, axis=1))
+    assert set(bundle.class_weights) == {0, 1, 2}
+    assert abs(sum(bundle.class_weights[label] * count for label, count in
+                   enumerate(np.bincount(labels_of(bundle.train), minlength=3))) - 24) < 1e-6

@@ -101,7 +101,10 @@ class ZooShapes(tfds.core.GeneratorBasedBuilder):
     """Shapes on textured backgrounds, generated locally (see the module docstring)."""
 
     VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {"1.0.0": "First release.", "1.1.0": "Lower-contrast backgrounds, rotations within 30 degrees: learnable by LeNet-5 in gray."}
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "Lower-contrast backgrounds, rotations within 30 degrees: learnable by LeNet-5 in gray.",
+    }
     BUILDER_CONFIGS = BUILDER_CONFIGS
 
     def _info(self) -> tfds.core.DatasetInfo:
