@@ -41,6 +41,10 @@ from zoo.errors import ZooError
 from zoo.models.captioner import Captioner
 
 DEFAULT_DATA = "builtin:zoo_shape_captions"
+# Frozen and randomly initialized (no pretrained weights offline), VGG-11's features caption the
+# built-in scenes better than ResNet-18's: BLEU-4 0.55/0.60 (greedy/beam) against 0.43/0.49 in
+# the same 12 epochs (scripts/train_captioner.py). Its BatchNorm-free layers keep more of the image.
+DEFAULT_BACKBONE = "vgg11"
 MAX_DEFAULT_CAPTION_LENGTH = 30  # captions longer than the longest training caption are cut here
 
 MODEL_CONFIG = "captioner.json"
@@ -57,7 +61,7 @@ class CaptioningConfig:
     """Every setting of a captioning run; see `train_captioner` for what each one does."""
 
     data: str | None = DEFAULT_DATA
-    backbone: str = "resnet18"
+    backbone: str = DEFAULT_BACKBONE
     rnn: str = "lstm"
     image_size: int = 64
     backbone_weights: str | None = None
@@ -70,7 +74,7 @@ class CaptioningConfig:
     vocabulary_size: int | None = None
     min_word_count: int = 1
     max_caption_length: int | None = None
-    epochs: int = 20
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 2e-3
     lr_schedule: str = "cosine"
@@ -86,7 +90,7 @@ class CaptioningConfig:
     task: str = "captioning"
 
 
-def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm", epochs: int = 20,
+def train_captioner(*, data=None, backbone: str = DEFAULT_BACKBONE, rnn: str = "lstm", epochs: int = 12,
                     batch_size: int = 64, lr: float = 2e-3, out, resume: bool = False, seed: int = 0,
                     image_size: int = 64, backbone_weights: str | None = None, train_encoder: bool = False,
                     encoder_pooling: str = "avg", embedding_dim: int = 256, units: int = 256,
@@ -102,7 +106,8 @@ def train_captioner(*, data=None, backbone: str = "resnet18", rnn: str = "lstm",
         data: a data spec for `finetune.data.load_captions` ("builtin:zoo_shape_captions" by
             default, a Flickr8k-style folder, "tfds:coco_captions"), or an object with `train`,
             `validation` and `test` datasets of (image float32 [0, 255] HxWxC, captions tf.string [R]).
-        backbone: the registered image model used as the encoder.
+        backbone: the registered image model used as the encoder (VGG-11 by default, see
+            DEFAULT_BACKBONE; the model's own default, for pretrained weights, is ResNet-18).
         rnn: "lstm" or "gru".
         epochs: the total number of epochs (a resumed run continues up to it).
         batch_size: (image, caption) pairs per step.
