@@ -84,11 +84,33 @@ def export_command(source, base_dir, name, version, top_k, labels):
     """Export SOURCE (a .keras file or a run folder) as a SavedModel for TF Serving."""
     from finetune.export import export_model
 
+    if _is_captioner(source):
+        from finetune.captioning import export_captioner
+
+        path = export_captioner(source, base_dir, name=name, version=version)
+        click.echo(f"Exported {source} to {path}")
+        click.echo("  serving_default: images (encoded JPEG/PNG bytes, [N]) -> captions (beam search)")
+        click.echo("  greedy:          images (encoded JPEG/PNG bytes, [N]) -> captions (greedy search)")
+        return
     with _notes_on_stderr():
         path = export_model(source, base_dir, name=name, version=version, top_k=top_k, labels=labels)
     click.echo(f"Exported {source} to {path}")
     click.echo("  serving_default: images (encoded JPEG/PNG bytes, [N]) -> classes, scores, probabilities")
     click.echo("  serve_pixels:    images (uint8 [N, height, width, channels]) -> classes, scores, probabilities")
+
+
+def _is_captioner(source: Path) -> bool:
+    """A captioning run folder (config.json says so) or a .keras file holding a zoo Captioner."""
+    if source.is_dir():
+        config = source / "config.json"
+        return config.is_file() and json.loads(config.read_text(encoding="utf8")).get("task") == "captioning"
+    if source.suffix == ".keras":
+        import zipfile
+
+        with contextlib.suppress(zipfile.BadZipFile, KeyError, OSError):
+            with zipfile.ZipFile(source) as archive:
+                return '"Captioner"' in archive.read("config.json").decode("utf8")
+    return False
 
 
 def _write_predictions(predictions, path: Path) -> None:

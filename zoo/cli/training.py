@@ -90,7 +90,7 @@ def build_config(model: str | None, options: dict):
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/MODEL-N).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last epoch.")
 @click.option("--ema", type=float, help="Keep an exponential moving average of the weights (e.g. 0.99).")
-@click.option("--backbone", help="captioner: the zoo model that encodes the images (default resnet18).")
+@click.option("--backbone", help="captioner: the zoo model that encodes the images (default vgg11).")
 @click.option("--rnn", type=click.Choice(["lstm", "gru"]), help="captioner: the decoder's recurrent layer.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
