@@ -115,8 +115,8 @@ class MaskCanvas:
 
 
 def supersample_for(size: int) -> int:
-    """How much larger to draw masks: enough for smooth edges, little enough to stay fast at 224."""
-    return max(1, 128 // size) if size < 128 else 1
+    """How much larger to draw masks: 4x at 32 pixels, 2x from 64 up (PIL's polygons are not anti-aliased)."""
+    return max(2, 128 // size)
 
 
 def composite(background: np.ndarray, alpha: np.ndarray, colour) -> np.ndarray:
@@ -152,7 +152,12 @@ def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
         y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
         mix = np.clip(0.5 + (x - 0.5) * math.cos(angle) + (y - 0.5) * math.sin(angle), 0, 1)[..., None]
     background = first * (1 - mix) + second * mix
-    return background + rng.normal(0.0, 8.0, (size, size, 3)).astype(np.float32)
+    return background + grain(rng, (size, size, 3), 8.0)
+
+
+def grain(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """Gaussian pixel noise, drawn in float32 (twice as fast as float64 at 224x224)."""
+    return sigma * rng.standard_normal(shape, dtype=np.float32)
 
 
 def luminance(colour) -> float:

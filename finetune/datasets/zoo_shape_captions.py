@@ -285,8 +285,8 @@ def generate_example(seed: int, split: str, index: int, image_size: int, caption
 class ZooShapeCaptions(tfds.core.GeneratorBasedBuilder):
     """Captioned shape scenes, generated locally (see the module docstring)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "First release.", "1.1.0": "Anti-aliased edges at 128 pixels."}
     BUILDER_CONFIGS = BUILDER_CONFIGS
 
     def _info(self) -> tfds.core.DatasetInfo:
