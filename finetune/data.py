@@ -133,19 +133,14 @@ def _prepare(builder, spec: DataSpec, download: bool) -> None:
                        f"prepare it elsewhere and pass --data-dir, or use --no-download with prepared data") from None
 
 
-def _undecoded_reader(builder):
-    """`as_dataset` options that leave images encoded, and the decoder to apply later in the pipeline."""
+def _undecoded_reader(builder, image_key: str):
+    """(`as_dataset` decoders that leave the images encoded, the decoder to apply later in the pipeline)."""
     import tensorflow_datasets as tfds
 
-    features = builder.info.features
-
-    def reader(image_key):
-        feature = features[image_key]
-        if isinstance(feature, tfds.features.Image):
-            return {image_key: tfds.decode.SkipDecoding()}, feature.decode_example
-        return None, tf.identity  # not an encoded image: TFDS hands over the pixels
-
-    return reader
+    feature = builder.info.features[image_key]
+    if isinstance(feature, tfds.features.Image):
+        return {image_key: tfds.decode.SkipDecoding()}, feature.decode_example
+    return None, tf.identity  # not an encoded image: TFDS hands over the pixels
 
 
 def _split_names(spec: DataSpec, available: set[str]) -> dict[str, str]:
@@ -182,7 +177,7 @@ def _tfds_source(spec: DataSpec, data_dir: str | None, download: bool) -> Source
         hint = "; for captions use load_captions (`zoo caption`)" if "caption" in str(label_key) else ""
         raise ZooError(f"{spec} has no class labels to train a classifier on{hint}")
     _prepare(builder, spec, download)
-    decoders, decode = _undecoded_reader(builder)(image_key)
+    decoders, decode = _undecoded_reader(builder, image_key)
     splits, sizes = {}, {}
     for role, split in _split_names(spec, set(info.splits.keys())).items():
         sizes[role] = _split_size(info, spec, split)
@@ -503,7 +498,7 @@ def _caption_tfds_source(spec: DataSpec, data_dir, download) -> Source:
         raise ZooError(f"{spec} has no captions; captioning takes builtin:zoo_shape_captions, "
                        f"tfds:coco_captions or a folder of images with a captions file")
     _prepare(builder, spec, download)
-    decoders, decode = _undecoded_reader(builder)("image")
+    decoders, decode = _undecoded_reader(builder, "image")
 
     def image_and_captions(example):
         captions = example["captions"]
