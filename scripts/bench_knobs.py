@@ -38,14 +38,16 @@ from finetune.trainer import Trainer  # noqa: E402
 
 SECTION = "bench_knobs"
 NUM_CLASSES = 10
-CHECK_STEPS = 5  # training steps of the correctness check, at CHECK_LR (then timing goes on at it)
-CHECK_LR = 1e-4  # slow enough that the loss is still falling, not ~0, after CHECK_STEPS
+CHECK_STEPS = 3  # training steps of the correctness check, at CHECK_LR (then timing goes on at it)
+CHECK_LR = 1e-4
 # (label, precision, jit) of the in-process grid; the first is the baseline
 SETTINGS = [("float32", "float32", False), ("float32 + XLA", "float32", True),
             ("mixed bf16", "mixed", False), ("mixed bf16 + XLA", "mixed", True)]
-# correct: the same top-1 class for nearly every image, and the mean loss of CHECK_STEPS steps close
+# correct: the same top-1 class for nearly every image, the same first training loss (same weights,
+# same batch: only the arithmetic differs), and a loss that falls over CHECK_STEPS steps. Later
+# losses are not compared: overfitting one batch from scratch, tiny differences change the path.
 MIN_TOP1_AGREEMENT = 0.9
-MAX_LOSS_DIFFERENCE = 0.05  # relative to the float32 loss
+MAX_LOSS_DIFFERENCE = 0.05  # first-step loss, relative to float32's
 
 
 def parse_cases(text: str) -> list[tuple[str, int]]:
@@ -78,7 +80,7 @@ def jit_trainer_works(name: str, size: int) -> str:
         return "yes"
     except Exception as error:  # noqa: BLE001  (any failure is the finding)
         first_line = str(error).strip().splitlines()[0]
-        return f"no: {type(error).__name__}: {first_line[:200]}"
+        return f"no, {type(error).__name__}: {first_line[:110]}..."
 
 
 class Setup:
@@ -137,7 +139,7 @@ class Setup:
 
     def check(self, baseline: str) -> dict[str, dict]:
         """Top-1 agreement and largest probability difference against the baseline at inference,
-        and the mean loss of CHECK_STEPS training steps from the same weights (before any timing)."""
+        and the losses of CHECK_STEPS training steps from the same weights (before any timing)."""
         reference = self.forwards[baseline](self.images).numpy()
         results = {}
         for label in self.forwards:
@@ -146,52 +148,78 @@ class Setup:
             results[label] = {
                 "top1_agreement": float(np.mean(probabilities.argmax(-1) == reference.argmax(-1))),
                 "max_probability_difference": float(np.abs(probabilities - reference).max()),
-                "loss": float(np.mean(losses)),
+                "first_loss": float(losses[0]),
+                "loss": float(losses[-1]),
             }
         for label, result in results.items():
-            base_loss = results[baseline]["loss"]
-            result["loss_difference"] = abs(result["loss"] - base_loss) / max(abs(base_loss), 1e-6)
-            result["correct"] = bool(np.isfinite(result["loss"])
+            base_loss = results[baseline]["first_loss"]
+            result["loss_difference"] = abs(result["first_loss"] - base_loss) / max(abs(base_loss), 1e-6)
+            result["correct"] = bool(np.isfinite(result["loss"]) and result["loss"] < result["first_loss"]
                                      and result["top1_agreement"] >= MIN_TOP1_AGREEMENT
                                      and result["loss_difference"] <= MAX_LOSS_DIFFERENCE)
         return results
 
 
+SLOW = 3.0  # a setting this many times slower than the baseline is timed in SLOW_ROUNDS rounds only
+SLOW_ROUNDS = 2
+
+
 def time_settings(setup: Setup, labels: list[str], repeats: int, min_seconds: float) -> dict[str, list[float]]:
-    calls = {}
-    for label in labels:
-        calls[f"{label}|inference"] = setup.inference_call(label)
-        calls[f"{label}|training"] = setup.training_call(label)
-    return benchmarks.interleaved(calls, repeats, min_seconds=min_seconds)
+    """Seconds per call of "label|mode", interleaved. The baseline (labels[0]) runs in every round;
+    settings over SLOW times slower than it after warm-up get SLOW_ROUNDS rounds of their own with
+    the baseline (their paired baseline times under "label|mode@baseline"), as one round of them
+    costs as much as many of the others and the verdict is not in doubt."""
+    times = benchmarks.Timings({}, {})
+    for mode in ("inference", "training"):
+        calls = {label: setup.inference_call(label) if mode == "inference" else setup.training_call(label)
+                 for label in labels}
+        numbers, once = {}, {}
+        for label, call in calls.items():
+            numbers[label] = benchmarks.calibrate(call, min_seconds)
+            once[label] = benchmarks.time_once(call)
+        slow = [label for label in labels[1:] if once[label] > SLOW * once[labels[0]]]
+        fast = {label: call for label, call in calls.items() if label not in slow}
+        result = benchmarks.interleaved(fast, repeats, numbers=numbers)
+        times.update({f"{label}|{mode}": seconds for label, seconds in result.items()})
+        times.cpu.update({f"{label}|{mode}": seconds for label, seconds in result.cpu.items()})
+        for label in slow:
+            benchmarks.log(f"    {label} {mode}: {once[label] / once[labels[0]]:.0f}x slower, {SLOW_ROUNDS} rounds")
+            result = benchmarks.interleaved({labels[0]: calls[labels[0]], label: calls[label]}, SLOW_ROUNDS,
+                                            numbers={labels[0]: numbers[labels[0]], label: 1})
+            for key, name in ((f"{label}|{mode}", label), (f"{label}|{mode}@baseline", labels[0])):
+                times[key], times.cpu[key] = result[name], result.cpu[name]
+    return times
 
 
 # -- XLA and mixed precision (one process) ------------------------------------------------------
 
-def precision_and_xla(name, size, batch, repeats, min_seconds) -> list[dict]:
-    setup = Setup(name, size, batch, SETTINGS)
-    checks = setup.check(SETTINGS[0][0])
-    labels = [label for label, _, _ in SETTINGS]
+def precision_and_xla(name, size, batch, repeats, min_seconds, settings=SETTINGS) -> list[dict]:
+    setup = Setup(name, size, batch, settings)
+    checks = setup.check(settings[0][0])
+    labels = [label for label, _, _ in settings]
     times = time_settings(setup, labels, repeats, min_seconds)
     rows = []
     for mode in ("inference", "training"):
-        baseline = times[f"{labels[0]}|{mode}"]
         for label in labels:
             seconds = times[f"{label}|{mode}"]
-            ratio, low, high = benchmarks.speedup(baseline, seconds)
+            baseline_key = f"{label}|{mode}@baseline" if f"{label}|{mode}@baseline" in times else f"{labels[0]}|{mode}"
+            ratio, low, high = benchmarks.speedup(times[baseline_key], seconds)
+            cpu_ratio, _, _ = benchmarks.speedup(times.cpu[baseline_key], times.cpu[f"{label}|{mode}"])
             rows.append({"case": f"{name} {size}x{size}", "batch": batch, "mode": mode, "setting": label,
                          "images_per_second": batch / benchmarks.median(seconds), "ratio": ratio, "low": low,
                          "high": high, "verdict": benchmarks.verdict(ratio, low, high) if label != labels[0] else "-",
+                         "cpu_ratio": cpu_ratio,
                          **checks[label]})
     return rows
 
 
 def precision_table(rows) -> str:
-    headers = ["case", "batch", "mode", "setting", "img/s", "speedup vs float32 (IQR)", "verdict",
-               "top-1 agree", "max |dp|", f"mean loss of {CHECK_STEPS} steps", "correct"]
+    headers = ["case", "batch", "mode", "setting", "img/s", "speedup vs float32 (IQR)", "verdict", "CPU-time speedup",
+               "top-1 agree", "max |dp|", "first loss", f"loss at step {CHECK_STEPS}", "correct"]
     body = [[row["case"], row["batch"], row["mode"], row["setting"], f"{row['images_per_second']:.1f}",
-             benchmarks.format_ratio(row["ratio"], row["low"], row["high"]), row["verdict"],
+             benchmarks.format_ratio(row["ratio"], row["low"], row["high"]), row["verdict"], f"{row['cpu_ratio']:.2f}",
              f"{100 * row['top1_agreement']:.0f}%", f"{row['max_probability_difference']:.1e}",
-             f"{row['loss']:.4f}", "yes" if row["correct"] else "NO"] for row in rows]
+             f"{row['first_loss']:.4f}", f"{row['loss']:.4f}", "yes" if row["correct"] else "NO"] for row in rows]
     return benchmarks.markdown_table(headers, body)
 
 
@@ -391,10 +419,18 @@ def main() -> None:
     peak = benchmarks.matmul_peak(repeats=5)
     jit_status = jit_trainer_works(*cases[0])
     benchmarks.log(f"FinetuneConfig(jit=True) trains as built today: {jit_status}")
-    precision_rows, onednn_rows = [], []
+    precision_rows, onednn_rows, skipped_xla = [], [], []
+    settings = SETTINGS
     for name, size in cases:
-        benchmarks.log(f"{name} at {size}x{size}, batch {arguments.batch}: XLA and mixed precision")
-        precision_rows += precision_and_xla(name, size, arguments.batch, arguments.repeats, arguments.min_seconds)
+        benchmarks.log(f"{name} at {size}x{size}, batch {arguments.batch}: {', '.join(label for label, _, _ in settings)}")
+        precision_rows += precision_and_xla(name, size, arguments.batch, arguments.repeats, arguments.min_seconds,
+                                            settings)
+        xla_rows = [row for row in precision_rows if row["setting"] == "float32 + XLA"]
+        if xla_rows and all(row["high"] < 1 / 2 for row in xla_rows) and settings is SETTINGS:
+            # XLA at least twice as slow in both modes: later (larger) cases would spend most of
+            # their time confirming it.
+            settings = [setting for setting in SETTINGS if not setting[2]]
+            skipped_xla.append(f"{name} {size}x{size}")
         print(precision_table([row for row in precision_rows if row["case"] == f"{name} {size}x{size}"]), flush=True)
     for name, size in cases:
         benchmarks.log(f"{name} at {size}x{size}: oneDNN on/off in {2 * arguments.onednn_pairs} processes")
@@ -409,11 +445,15 @@ def main() -> None:
     flags = onednn_rows[0]["flags"] if onednn_rows else {}
     report = "\n\n".join([
         f"Full-mode fine-tuning steps (finetune.trainer.Trainer, Adam, {NUM_CLASSES}-class head) and "
-        f"inference (`model(x, training=False)` in a tf.function), median of {arguments.repeats} interleaved rounds; "
+        f"inference (`model(x, training=False)` in a tf.function), median of {arguments.repeats} interleaved rounds "
+        "of wall-clock time (the CPU-time column shows the work done, which XLA and threading change too); "
         f"correctness against float32 without XLA from the same weights (top-1 agreement on the batch, "
-        f"mean loss of {CHECK_STEPS} steps on it, within {MAX_LOSS_DIFFERENCE:.0%}).",
+        f"first training loss on it within {MAX_LOSS_DIFFERENCE:.0%}, and a loss that falls over {CHECK_STEPS} steps).",
         "### XLA and mixed precision\n\nXLA training compiles the Trainer's per-replica step "
-        f"(`FinetuneConfig(jit=True)` as the Trainer builds it today: {jit_status}).",
+        f"(`FinetuneConfig(jit=True)` as the Trainer builds it today: {jit_status}). "
+        f"Settings over {SLOW:.0f}x slower than float32 after warm-up are timed in {SLOW_ROUNDS} rounds"
+        + (f"; XLA was left out after {', '.join(skipped_xla)}, where it was over 2x slower in both modes."
+           if skipped_xla else "."),
         precision_table(precision_rows),
         f"### oneDNN\n\nTF_ENABLE_ONEDNN_OPTS=1 and =0 in alternating processes ({arguments.onednn_pairs} pairs of "
         f"{arguments.onednn_repeats} rounds each; TensorFlow reported oneDNN {flags}).",

