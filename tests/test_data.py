@@ -1,5 +1,7 @@
 """Data specs, pipelines and bad files, on small folders and the project's own TFDS builders."""
 
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -77,6 +79,16 @@ def test_data_dir_comes_from_the_environment(shapes_data_dir, monkeypatch):
     monkeypatch.setenv("ZOO_DATA_DIR", shapes_data_dir)
     bundle = load_data("tfds:zoo_shapes/tiny", image_size=(32, 32, 3), download=False, max_examples=10)
     assert bundle.sizes == {"train": 10, "validation": 10, "test": 10}
+
+
+def test_small_tfds_sources_are_read_from_disk_once(shapes_data_dir, tmp_path):
+    data_dir = tmp_path / "copy"
+    shutil.copytree(shapes_data_dir, data_dir)
+    bundle = load_data("tfds:zoo_shapes/tiny", image_size=(32, 32, 3), data_dir=str(data_dir), download=False)
+    first = sorted(labels_of(bundle.train))
+    for record in data_dir.rglob("*.tfrecord*"):
+        record.unlink()
+    assert sorted(labels_of(bundle.train)) == first  # the second epoch came from memory
 
 
 def test_download_off_with_nothing_prepared_is_a_clear_error(tmp_path):
@@ -220,6 +232,15 @@ def test_bad_files_are_skipped_or_converted_and_reported(tmp_path, caplog):
     assert bundle.sizes["train"] + bundle.sizes["validation"] == 10 + 6
     seen = len(labels_of(bundle.train)) + len(labels_of(bundle.validation))
     assert seen == 16  # every readable file, and nothing fails mid-epoch
+
+
+def test_a_file_that_breaks_after_the_check_is_dropped_not_fatal(tmp_path):
+    make_classes(tmp_path, {"a": 4, "b": 4})
+    bundle = load_data(str(tmp_path), image_size=(8, 8, 3), validation_fraction=0.25, shuffle_buffer=0)
+    for path in (tmp_path / "a").iterdir():
+        path.write_bytes(b"broken since the check")
+    labels = labels_of(bundle.train)  # the broken class-a files are dropped, with a warning
+    assert len(labels) > 0 and set(labels) == {1}
 
 
 def test_very_large_images_are_read_from_a_shrunk_copy(tmp_path):
