@@ -424,7 +424,8 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         raise ZooError(f"{source.description} has {len(source.class_names)} class(es): a classifier needs at least two")
     _carve_validation(source, validation_fraction, seed)
     _cap(source, max_examples)
-    _keep_small_items_in_memory(source)
+    if not cache:  # with `cache`, the decoded images are kept instead
+        _keep_small_items_in_memory(source)
     if source.sizes.get("train", 0) == 0:
         raise ZooError(f"{source.description} has no training examples")
     num_classes = len(source.class_names)

@@ -69,10 +69,10 @@ def pipeline_alone(label, spec, image_size, model_name, epochs=2, **options) -> 
 
 # -- 2. the pipeline under training -----------------------------------------------------------------
 
-def pipeline_vs_memory(spec, model_name, image_size, repeats, max_examples=None, data_dir=None) -> dict:
+def pipeline_vs_memory(spec, model_name, image_size, repeats, max_examples=None, data_dir=None, cache=False) -> dict:
     """Seconds per training epoch fed by the pipeline and by the same batches in memory, alternating."""
     bundle = load_data(spec, image_size=image_size, batch_size=BATCH, data_dir=data_dir, max_examples=max_examples,
-                       preprocessing=preprocessing_for(model_name, image_size[-1]))
+                       preprocessing=preprocessing_for(model_name, image_size[-1]), cache=cache)
     images, labels = [], []
     for batch_images, batch_labels in bundle.train:  # the same preprocessed examples, now in memory
         images.append(batch_images.numpy())
@@ -92,7 +92,8 @@ def pipeline_vs_memory(spec, model_name, image_size, repeats, max_examples=None,
             model.fit(feed, epochs=1, verbose=0)
             times[name].append(time.perf_counter() - started)
     pipeline, memory = benchmarks.median(times["pipeline"]), benchmarks.median(times["memory"])
-    return {"case": f"{model_name} {'x'.join(map(str, image_size))} on {spec if ':' in spec else 'JPEG folder'}",
+    source = spec if ":" in spec else "JPEG folder"
+    return {"case": f"{model_name} {'x'.join(map(str, image_size))} on {source}" + (", cache=True" if cache else ""),
             "examples": len(images), "pipeline": pipeline, "memory": memory,
             "images_per_second": len(images) / pipeline, "ratio": memory / pipeline}
 
@@ -136,8 +137,9 @@ def main() -> None:
             alone.append(pipeline_alone(spec, spec, size, "lenet5" if size[-1] == 1 else "resnet18",
                                         data_dir=args.data_dir))
         benchmarks.log("training: pipeline vs memory")
-        training.append(pipeline_vs_memory("builtin:zoo_shapes/32", "lenet5", (32, 32, 1), repeats,
-                                           data_dir=args.data_dir))
+        for cache in (False, True):  # LeNet-5 is so cheap that decoding 32x32 PNGs shows next to it
+            training.append(pipeline_vs_memory("builtin:zoo_shapes/32", "lenet5", (32, 32, 1), repeats,
+                                               data_dir=args.data_dir, cache=cache))
         training.append(pipeline_vs_memory(folder, "resnet18", (64, 64, 3), repeats,
                                            max_examples=count if args.quick else 1000))
     benchmarks.log(f"linear vs CNN, {epochs} epochs")
