@@ -41,6 +41,7 @@ TWINS = {
     "resnet101v2": keras.applications.ResNet101V2, "resnet152v2": keras.applications.ResNet152V2,
 }
 DEFAULT_MODELS = ["vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "resnet50v2"]
+RECHECK = 2  # a pair that does not tie is timed again with this many times the rounds and sample length
 TRAINING_FLOPS_FACTOR = 3  # forward, plus the gradients with respect to inputs and to weights
 # Before two batch sizes have been measured, a training step is assumed to need this many bytes
 # per layer output element: measured here, ResNet-50 needs 2.4 and VGG16 8.6.
@@ -147,21 +148,31 @@ def bench_model(name: str, size: int, batches: list[int], repeats: int, min_seco
         benchmarks.log(f"  {name} batch {batch}: timing {repeats} interleaved rounds")
         times = benchmarks.interleaved(calls, repeats, min_seconds=min_seconds)
         for mode, factor in (("inference", 1), ("training", TRAINING_FLOPS_FACTOR)):
-            zoo_seconds, keras_seconds = times[f"zoo {mode}"], times[f"keras {mode}"]
             # The verdict compares CPU time: the same operations, without the waits for a core.
             ratio, low, high = benchmarks.speedup(times.cpu[f"keras {mode}"], times.cpu[f"zoo {mode}"])
+            rechecked = benchmarks.verdict(ratio, low, high) != "tie"
+            if rechecked:
+                # Twins built layer for layer should tie: a difference must survive a second,
+                # longer look at just the pair before it is reported.
+                benchmarks.log(f"  {name} batch {batch} {mode}: x{ratio:.2f}, rechecking in {RECHECK * repeats} rounds")
+                pair_calls = {key: calls[key] for key in (f"zoo {mode}", f"keras {mode}")}
+                again = benchmarks.interleaved(pair_calls, RECHECK * repeats, min_seconds=RECHECK * min_seconds)
+                for key in pair_calls:
+                    times[key], times.cpu[key] = again[key], again.cpu[key]
+                ratio, low, high = benchmarks.speedup(times.cpu[f"keras {mode}"], times.cpu[f"zoo {mode}"])
+            zoo_seconds, keras_seconds = times[f"zoo {mode}"], times[f"keras {mode}"]
             wall_ratio, wall_low, wall_high = benchmarks.speedup(keras_seconds, zoo_seconds)
             zoo_rate = batch / benchmarks.median(zoo_seconds)
             achieved = zoo_rate * factor * flops / 1e9
-            # FLOPs per CPU-second, the model's over the matmul's, round by round
-            efficiency = benchmarks.median(benchmarks.paired_ratios(
-                [batch * factor * flops / seconds for seconds in times.cpu[f"zoo {mode}"]],
-                [matmul_flops / seconds for seconds in times.cpu["matmul"]]))
+            # FLOPs per CPU-second, the model's over the matmul's (medians: a recheck has more rounds)
+            efficiency = ((batch * factor * flops / benchmarks.median(times.cpu[f"zoo {mode}"]))
+                          / (matmul_flops / benchmarks.median(times.cpu["matmul"])))
             rows.append({
                 "model": name, "batch": batch, "wanted_batch": wanted, "mode": mode, "zoo": zoo_rate,
                 "keras": batch / benchmarks.median(keras_seconds), "ratio": ratio, "low": low, "high": high,
                 "wall_ratio": wall_ratio, "wall_low": wall_low, "wall_high": wall_high,
-                "verdict": benchmarks.verdict(ratio, low, high), "gflops": achieved, "efficiency": efficiency,
+                "verdict": benchmarks.verdict(ratio, low, high) + (" (rechecked)" if rechecked else ""),
+                "gflops": achieved, "efficiency": efficiency,
                 "matmul_gflops": [matmul_flops / seconds / 1e9 for seconds in times["matmul"]],
             })
         measured.append((batch, peak_memory_bytes()))
@@ -195,7 +206,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,16,64")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=6, help="an even number balances the alternating order")
-    parser.add_argument("--min-seconds", type=float, default=0.3, help="shortest timing sample")
+    parser.add_argument("--min-seconds", type=float, default=0.5, help="shortest timing sample")
     parser.add_argument("--memory-fraction", type=float, default=0.6,
                         help="of the memory available at the start of a batch, for its training step")
     parser.add_argument("--quick", action="store_true", help="resnet50 at 64x64, batches 1 and 8, 3 rounds")
@@ -222,16 +233,19 @@ def main() -> None:
         print(table([row for row in rows if row["model"] == name]), flush=True)
     peak = run_peak(rows, peak)
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    slower = [row for row in rows if row["verdict"] == "slower"]
+    slower = [row for row in rows if row["verdict"].startswith("slower")]
     summary = (f"Zoo models vs keras.applications at {arguments.size}x{arguments.size}x3, 1000 classes, the same "
                f"weights and inputs; median of {arguments.repeats} interleaved rounds. Peak memory {max_rss:.1f} GiB.\n"
                "The verdict compares process CPU time per round (the same operations on both sides; CPU time "
-               "leaves out the waits for a core that other work on a shared machine causes); wall-time ratios are "
-               "shown beside it. img/s and GFLOP/s are wall-clock medians; training counts 3x the forward FLOPs. "
-               "The last column is the zoo model's FLOPs per CPU-second over a 4096x4096 float32 matmul's, round by "
-               f"round (a matmul ran in every round; the fastest reached {peak:.0f} GFLOP/s wall-clock).\n\n"
+               "leaves out the waits for a core that other work on a shared machine causes): a tie within 3% or "
+               f"where the interquartile range spans 1; a pair that does not tie is timed again ({RECHECK}x the rounds "
+               "and sample length) and the recheck decides. Wall-time ratios are shown beside it. img/s and GFLOP/s "
+               "are wall-clock medians; training counts 3x the forward FLOPs. The last column is the zoo model's FLOPs "
+               "per CPU-second over a 4096x4096 float32 tf.linalg.matmul's, timed in the same rounds (the fastest "
+               f"matmul reached {peak:.0f} GFLOP/s wall-clock). oneDNN's convolutions can beat TensorFlow's matmul "
+               "kernel, so it can pass 100%.\n\n"
                + ("Slower beyond noise: " + ", ".join(f"{r['model']} b{r['batch']} {r['mode']}" for r in slower)
-                  if slower else "No zoo model is slower than its twin beyond noise (3% and the interquartile range)."))
+                  if slower else "No zoo model is slower than its twin beyond noise."))
     report = summary + "\n\n" + table(rows)
     print()
     print(report)
