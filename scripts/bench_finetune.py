@@ -13,6 +13,8 @@
    (`finetune.run.load`: tf.data, decoding/resizing, preprocessing map, prefetch) vs by the same
    preprocessed batches held in memory, timed in alternation. scripts/bench_input.py, where it
    exists, goes deeper into the pipeline itself.
+3. Full-mode runs in float32 and in mixed precision from the same seed: time per epoch and the
+   validation accuracy they reach (scripts/bench_knobs.py times the step; this checks the result).
 
 Writes its section of BENCHMARKS.md unless --quick or --no-write.
 """
@@ -37,7 +39,7 @@ SECTION = "bench_finetune"
 GOAL = 10.0  # cached head epochs should be at least this many times faster
 
 
-# -- 1. cached vs uncached head training --------------------------------------------------------
+# -- cached vs uncached head training --------------------------------------------------------
 
 def head_run(model: str, size: int, epochs: int, batch: int, max_examples: int | None, cache: bool) -> dict:
     config = FinetuneConfig(model=model, mode="head", cache_features=cache, epochs=epochs, batch_size=batch,
@@ -88,7 +90,37 @@ def cache_table(summary, model, size, batch) -> str:
             "The cached run's first epoch excludes the one-off feature pass, which its whole-run time includes.")
 
 
-# -- 2. input pipeline vs in-memory batches -----------------------------------------------------
+# -- float32 vs mixed precision, end to end ------------------------------------------------------
+
+def precision_end_to_end(model, size, epochs, batch, max_examples) -> list[dict]:
+    """Full-mode runs from the same seed in float32 and in mixed precision (mixed_bfloat16 on CPU):
+    time per epoch and where validation ends up, the test a default must pass beyond one step."""
+    rows = []
+    for precision in ("float32", "mixed"):
+        benchmarks.log(f"  full mode, precision={precision}")
+        config = FinetuneConfig(model=model, mode="full", precision=precision, epochs=epochs, batch_size=batch,
+                                image_size=size, max_examples=max_examples, seed=0, diagnostics=False)
+        keras.backend.clear_session()
+        result = run.finetune(config, out=None, verbose=0)
+        seconds = [float(row["seconds"]) for row in result.history]
+        rows.append({"case": f"{model} {size}x{size}", "precision": precision, "epochs": epochs,
+                     "epoch_seconds": benchmarks.median(seconds[1:] or seconds),
+                     "val_accuracy": [float(row["val_accuracy"]) for row in result.history],
+                     "val_loss": float(result.history[-1]["val_loss"])})
+    return rows
+
+
+def precision_table(rows) -> str:
+    body = [[row["case"], row["precision"], f"{row['epoch_seconds']:.1f}",
+             " ".join(f"{value:.3f}" for value in row["val_accuracy"]), f"{row['val_loss']:.3f}"] for row in rows]
+    baseline = rows[0]["epoch_seconds"]
+    speedups = ", ".join(f"{row['precision']} x{baseline / row['epoch_seconds']:.2f}" for row in rows[1:])
+    return (benchmarks.markdown_table(["case", "precision", "s/epoch (epochs 2+)", "val accuracy per epoch",
+                                       "final val loss"], body)
+            + f"\n\nPer-epoch speedup over float32 (one run each, so only a large difference counts): {speedups}.")
+
+
+# -- input pipeline vs in-memory batches -----------------------------------------------------
 
 def pipeline_vs_memory(model_name, size, batch, max_examples, repeats) -> dict:
     config = FinetuneConfig(model=model_name, mode="full", epochs=1, batch_size=batch, image_size=size,
@@ -139,12 +171,14 @@ def main() -> None:
     parser.add_argument("--max-examples", type=int, default=None, help="cap the data (default: all of it)")
     parser.add_argument("--input-cases", default="lenet5:32,resnet18:64", help="model:size for the input benchmark")
     parser.add_argument("--input-repeats", type=int, default=3, help="timed epochs per feeding, alternating")
+    parser.add_argument("--precision-case", default="resnet18:32", help="model:size of the float32 vs mixed runs")
+    parser.add_argument("--precision-epochs", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="1,000 examples, 3 epochs, one run each")
     parser.add_argument("--no-write", action="store_true")
     arguments = parser.parse_args()
     if arguments.quick:
         arguments.max_examples, arguments.epochs, arguments.runs, arguments.input_repeats = 1000, 3, 1, 2
-        arguments.input_cases = "lenet5:32"
+        arguments.input_cases, arguments.precision_epochs = "lenet5:32", 2
 
     info = benchmarks.machine()
     benchmarks.log(f"{arguments.model} at {arguments.size}x{arguments.size}: head mode, cached vs uncached")
@@ -157,6 +191,10 @@ def main() -> None:
     for name, size in parse_cases(arguments.input_cases):
         benchmarks.log(f"{name} at {size}x{size}: full-mode epochs, input pipeline vs in-memory batches")
         input_rows.append(pipeline_vs_memory(name, size, arguments.batch, arguments.max_examples, arguments.input_repeats))
+    precision_model, precision_size = parse_cases(arguments.precision_case)[0]
+    benchmarks.log(f"{precision_model} at {precision_size}x{precision_size}: float32 vs mixed precision, end to end")
+    precision_rows = precision_end_to_end(precision_model, precision_size, arguments.precision_epochs,
+                                          arguments.batch, arguments.max_examples)
     report = "\n\n".join([
         f"Built-in shapes data (the default `data`), {examples} training examples, random initial weights, "
         "no run folder, diagnostics off.",
@@ -164,6 +202,8 @@ def main() -> None:
         f"{arguments.epochs} epochs each)", cache_report,
         f"### A full-mode training epoch: input pipeline vs in-memory batches (median of {arguments.input_repeats} "
         "alternating epochs)", input_table(input_rows),
+        f"### float32 vs mixed precision, end to end ({arguments.precision_epochs} full-mode epochs from the same "
+        "seed; mixed is mixed_bfloat16 on CPU)", precision_table(precision_rows),
     ])
     print()
     print(report)
