@@ -125,16 +125,21 @@ class Trainer:
     def _build_train_function(self):
         strategy = self.strategy
         steps = max(int(self.config.steps_per_execution), 1)
+        # With jit, XLA compiles the per-replica step (forward, gradients, optimizer updates), as
+        # Keras' own fit does; the loop that feeds it stays a plain graph, since the iterator's
+        # next() is an op XLA cannot compile.
+        replica_step = (tf.function(self._replica_step, jit_compile=True, reduce_retracing=True)
+                        if self.config.jit else self._replica_step)
 
         def run_steps(iterator):
             totals = tf.zeros([3])
             for _ in tf.range(steps):
                 images, labels = next(iterator)
-                per_replica = strategy.run(self._replica_step, args=(images, labels))
+                per_replica = strategy.run(replica_step, args=(images, labels))
                 totals += strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
             return totals
 
-        return tf.function(run_steps, jit_compile=bool(self.config.jit), reduce_retracing=True)
+        return tf.function(run_steps, reduce_retracing=True)
 
     def train_epoch(self, iterator, progress: keras.utils.Progbar | None = None, monitor=None) -> EpochResult:
         """One epoch. A `monitor` (finetune.diagnostics.TrainingMonitor) sees the weights before it and
