@@ -12,7 +12,7 @@ MODES = ("predict", "head", "full")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
-PRECISIONS = ("float32", "mixed")
+PRECISIONS = ("auto", "float32", "mixed")
 
 
 @dataclasses.dataclass
@@ -61,7 +61,7 @@ class FinetuneConfig:
     shuffle: bool = True
 
     strategy: str = "auto"
-    precision: str = "float32"
+    precision: str = "auto"  # the fastest correct choice per device: finetune.devices.precision_policy
     jit: bool = False
     steps_per_execution: int = 1
     seed: int = 0

@@ -8,7 +8,8 @@ A SOURCE is one of
   ``preprocessing``) beside ``best.keras`` (or ``last.keras``);
 - an exported SavedModel (``BASE/NAME/VERSION``, or ``BASE/NAME`` for its latest version).
 
-`load_model` is the one reader of the first two, for export and predict alike; `Classifier` is the
+`load_model` is the one reader of the first two, for export and predict alike (models trained with
+mixed precision load computing in float32: `float32_model`); `Classifier` is the
 one serving computation (decode, channels, resize, preprocessing, model, top-k), which the export
 writes into its SavedModel and predict runs directly.
 """
@@ -20,6 +21,7 @@ import json
 import logging
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -122,6 +124,34 @@ def _run_model_path(folder: Path) -> str:
     raise ZooError(f"{folder} holds no trained model ({' or '.join(RUN_MODELS)}); has the run saved an epoch yet?")
 
 
+def float32_model(model: keras.Model) -> keras.Model:
+    """`model` computing in float32. A model trained with mixed precision keeps its mixed dtype
+    policy in its .keras file; its variables are float32 already, so a float32 rebuild with the
+    same weights serves on any device (bfloat16 runs emulated, and many times slower, on CPUs
+    without native support, and has no kernels on older GPUs)."""
+    def is_mixed(layer):
+        return layer.dtype_policy.name != "float32" or (
+            isinstance(layer, keras.Model) and any(is_mixed(inner) for inner in layer.layers))
+
+    if not any(is_mixed(layer) for layer in model.layers):
+        return model
+
+    def rebuild(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    # Input layers and nested models take the global policy: float32 while cloning.
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        rebuilt = keras.models.clone_model(model, clone_function=rebuild, recursive=True)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
 def load_model(source, labels=None) -> LoadedModel:
     """Loads a `.keras` file or a run folder (see the module docstring for where each piece comes from).
 
@@ -133,7 +163,7 @@ def load_model(source, labels=None) -> LoadedModel:
     warnings: list[str] = []
     if _is_run_folder(source):
         keras_path = _run_model_path(source)
-        model = load_model_file(keras_path)
+        model = float32_model(load_model_file(keras_path))
         metadata = _run_metadata(source)
         preprocessing = (Preprocessing(**{key: tuple(value) if isinstance(value, list) else value
                                           for key, value in metadata["preprocessing"].items()})
@@ -141,7 +171,7 @@ def load_model(source, labels=None) -> LoadedModel:
         class_names = metadata.get("class_names")
     elif source.suffix == ".keras":
         keras_path = str(source)
-        model = load_model_file(keras_path)
+        model = float32_model(load_model_file(keras_path))
         preprocessing = _preprocessing_from_spec(model, warnings)
         class_names = None
     else:

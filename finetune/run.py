@@ -16,6 +16,7 @@ import zoo
 from finetune import augment as augmentation
 from finetune import devices, diagnostics, modeling, plots, runfolder
 from finetune.config import FinetuneConfig
+from finetune.inference import float32_model
 from finetune.trainer import Trainer, evaluate
 from zoo.errors import ZooError
 
@@ -265,13 +266,15 @@ def _run(config: FinetuneConfig, out: Path | None, resume: bool, verbose: int, s
     final_model = model
     if out is not None and (out / runfolder.BEST).is_file() and not config.ema:
         final_model = keras.saving.load_model(out / runfolder.BEST, safe_mode=True)
-    metrics, truth, predicted = evaluate(final_model, validation, config.top_k, config.label_smoothing, collect=True)
+    # The reported metrics are what `zoo evaluate` and the export will compute: in float32.
+    scored = float32_model(final_model)
+    metrics, truth, predicted = evaluate(scored, validation, config.top_k, config.label_smoothing, collect=True)
     metrics = {"validation": metrics, "train_examples": train_size, "epochs_completed": len(history),
                "classes": len(class_names)}
     if config.diagnostics and history:
         metrics["diagnosis"] = diagnostics.diagnose(history)  # overfitting, underfitting, not converged...
     if test is not None and config.data is not None:
-        metrics["test"] = evaluate(final_model, test, config.top_k, config.label_smoothing)
+        metrics["test"] = evaluate(scored, test, config.top_k, config.label_smoothing)
     if writes:
         if config.ema:
             runfolder.save_model_atomically(model, out / runfolder.BEST)

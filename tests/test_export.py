@@ -202,6 +202,31 @@ def test_a_bare_keras_file_takes_the_spec_preprocessing_and_default_names(tmp_pa
     assert loaded.preprocessing.name == "identity" and "not a zoo model" in loaded.warnings[0]
 
 
+def test_a_model_trained_in_mixed_precision_loads_and_exports_in_float32(tmp_path):
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = small_lenet(3)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    mixed.save(folder / "best.keras")
+    (folder / "config.json").write_text(json.dumps(RUN_METADATA))
+    loaded = load_model(folder)
+    assert {layer.dtype_policy.name for layer in loaded.model.layers} == {"float32"}
+    images = pixels(4, SIZE, seed=3)
+    inputs = loaded.preprocessing.layer()(images.astype("float32"))
+    float32_probabilities = loaded.model(inputs).numpy()
+    assert float32_probabilities.dtype == np.float32
+    # the same weights: bfloat16 arithmetic differs from float32 in the third digit, no more
+    np.testing.assert_allclose(float32_probabilities, np.asarray(mixed(inputs), dtype=np.float32), atol=0.03)
+    served = tf.saved_model.load(str(export_model(folder, tmp_path / "serving")))
+    signature = served.signatures["serve_pixels"]
+    np.testing.assert_allclose(signature(images=tf.constant(images))["probabilities"].numpy(), float32_probabilities,
+                               atol=1e-5)
+
+
 def test_untrusted_sources_are_refused(tmp_path):
     inputs = keras.Input((SIZE, SIZE, 1))
     outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(

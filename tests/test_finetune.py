@@ -13,10 +13,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 import zoo
-from finetune import modeling
+from finetune import devices, modeling
 from finetune.config import FinetuneConfig
 from finetune.run import finetune
 
@@ -120,6 +121,44 @@ def test_mixed_bfloat16_on_cpu_trains(folder):
     assert result.model.get_layer("backbone").get_layer("c1").dtype_policy.name == "mixed_bfloat16"
     assert np.isfinite(float(result.history[-1]["loss"]))
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
+
+
+def test_auto_precision_picks_per_device(monkeypatch):
+    strategy = tf.distribute.get_strategy()
+    monkeypatch.setattr(devices, "gpu_capabilities", lambda: [])
+    monkeypatch.setattr(devices, "cpu_has_bfloat16", lambda: False)
+    assert devices.precision_policy("auto", strategy) == "float32"  # bfloat16 would be emulated
+    assert devices.precision_policy("mixed", strategy) == "mixed_bfloat16"
+    monkeypatch.setattr(devices, "cpu_has_bfloat16", lambda: True)
+    assert devices.precision_policy("auto", strategy) == "mixed_bfloat16"
+    monkeypatch.setattr(devices, "gpu_capabilities", lambda: [(8, 0), (9, 0)])
+    assert devices.precision_policy("auto", strategy) == "mixed_float16"
+    monkeypatch.setattr(devices, "gpu_capabilities", lambda: [(8, 0), (6, 1)])  # one without tensor cores
+    assert devices.precision_policy("auto", strategy) == "float32"
+    assert devices.precision_policy("mixed", strategy) == "mixed_float16"
+    assert devices.precision_policy("float32", strategy) == "float32"
+    assert FinetuneConfig().precision == "auto"
+
+
+def test_cpu_bfloat16_flags_are_read_from_cpuinfo(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    real_path = devices.Path
+    monkeypatch.setattr(devices, "Path", lambda path: real_path(cpuinfo) if path == "/proc/cpuinfo" else real_path(path))
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not devices.cpu_has_bfloat16()
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert devices.cpu_has_bfloat16()
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")  # Arm
+    assert devices.cpu_has_bfloat16()
+
+
+def test_xla_compiled_step_trains_like_the_plain_one(folder):
+    # XLA compiles the per-replica step; the loop around the iterator stays outside it.
+    plain = finetune(config_for(folder, mode="full", epochs=1, steps_per_execution=2), verbose=0)
+    compiled = finetune(config_for(folder, mode="full", epochs=1, steps_per_execution=2, jit=True), verbose=0)
+    plain_loss, compiled_loss = float(plain.history[-1]["loss"]), float(compiled.history[-1]["loss"])
+    assert np.isfinite(compiled_loss)
+    assert abs(compiled_loss - plain_loss) <= 0.02 * plain_loss
 
 
 def test_augmentation_mixup_and_label_smoothing_train(folder):

@@ -35,8 +35,11 @@ class Preprocessing:
         return dataclasses.asdict(self)
 
     def layer(self, name: str = "preprocessing") -> "ImagePreprocessing":
+        """The convention as a layer, computing in float32 whatever the global dtype policy (it
+        runs in input pipelines and serving graphs, on 0-255 pixels that bfloat16 would round)."""
         return ImagePreprocessing(
-            mean=list(self.mean), std=list(self.std), reverse_channels=self.channel_order == "bgr", name=name
+            mean=list(self.mean), std=list(self.std), reverse_channels=self.channel_order == "bgr", name=name,
+            dtype="float32",
         )
 
     def for_channels(self, channels: int) -> "Preprocessing":

@@ -53,7 +53,8 @@ def training_options(function):
         click.option("--data-dir", type=click.Path(file_okay=False), help="TFDS data folder (default: $ZOO_DATA_DIR)."),
         click.option("--no-download", is_flag=True, default=None, help="Use prepared TFDS data only."),
         click.option("--strategy", type=click.Choice(["auto", "one", "mirrored", "multiworker", "tpu"])),
-        click.option("--precision", type=click.Choice(["float32", "mixed"])),
+        click.option("--precision", type=click.Choice(["auto", "float32", "mixed"]),
+                     help="auto (default): float32 on CPU, mixed float16 on GPUs with tensor cores, bfloat16 on TPU."),
         click.option("--jit/--no-jit", default=None, help="Compile the training step with XLA."),
         click.option("--seed", type=int),
         click.option("--config", "config_file", type=click.Path(dir_okay=True), help="Start from a config.json "
