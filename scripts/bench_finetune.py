@@ -113,11 +113,14 @@ def precision_end_to_end(model, size, epochs, batch, max_examples) -> list[dict]
 def precision_table(rows) -> str:
     body = [[row["case"], row["precision"], f"{row['epoch_seconds']:.1f}",
              " ".join(f"{value:.3f}" for value in row["val_accuracy"]), f"{row['val_loss']:.3f}"] for row in rows]
-    baseline = rows[0]["epoch_seconds"]
-    speedups = ", ".join(f"{row['precision']} x{baseline / row['epoch_seconds']:.2f}" for row in rows[1:])
+    speedups = []
+    for case in dict.fromkeys(row["case"] for row in rows):
+        baseline, *others = [row for row in rows if row["case"] == case]
+        speedups += [f"{case} {row['precision']} x{baseline['epoch_seconds'] / row['epoch_seconds']:.2f}" for row in others]
     return (benchmarks.markdown_table(["case", "precision", "s/epoch (epochs 2+)", "val accuracy per epoch",
                                        "final val loss"], body)
-            + f"\n\nPer-epoch speedup over float32 (one run each, so only a large difference counts): {speedups}.")
+            + f"\n\nPer-epoch speedup over float32 (one run each, so only a large difference counts): "
+            f"{', '.join(speedups)}.")
 
 
 # -- input pipeline vs in-memory batches -----------------------------------------------------
@@ -171,14 +174,15 @@ def main() -> None:
     parser.add_argument("--max-examples", type=int, default=None, help="cap the data (default: all of it)")
     parser.add_argument("--input-cases", default="lenet5:32,resnet18:64", help="model:size for the input benchmark")
     parser.add_argument("--input-repeats", type=int, default=3, help="timed epochs per feeding, alternating")
-    parser.add_argument("--precision-case", default="resnet18:32", help="model:size of the float32 vs mixed runs")
-    parser.add_argument("--precision-epochs", type=int, default=4)
+    parser.add_argument("--precision-cases", default="lenet5:32,resnet18:64",
+                        help="model:size of the float32 vs mixed runs")
+    parser.add_argument("--precision-epochs", type=int, default=6)
     parser.add_argument("--quick", action="store_true", help="1,000 examples, 3 epochs, one run each")
     parser.add_argument("--no-write", action="store_true")
     arguments = parser.parse_args()
     if arguments.quick:
         arguments.max_examples, arguments.epochs, arguments.runs, arguments.input_repeats = 1000, 3, 1, 2
-        arguments.input_cases, arguments.precision_epochs = "lenet5:32", 2
+        arguments.input_cases, arguments.precision_cases, arguments.precision_epochs = "lenet5:32", "lenet5:32", 2
 
     info = benchmarks.machine()
     benchmarks.log(f"{arguments.model} at {arguments.size}x{arguments.size}: head mode, cached vs uncached")
@@ -191,10 +195,11 @@ def main() -> None:
     for name, size in parse_cases(arguments.input_cases):
         benchmarks.log(f"{name} at {size}x{size}: full-mode epochs, input pipeline vs in-memory batches")
         input_rows.append(pipeline_vs_memory(name, size, arguments.batch, arguments.max_examples, arguments.input_repeats))
-    precision_model, precision_size = parse_cases(arguments.precision_case)[0]
-    benchmarks.log(f"{precision_model} at {precision_size}x{precision_size}: float32 vs mixed precision, end to end")
-    precision_rows = precision_end_to_end(precision_model, precision_size, arguments.precision_epochs,
-                                          arguments.batch, arguments.max_examples)
+    precision_rows = []
+    for name, size in parse_cases(arguments.precision_cases):
+        benchmarks.log(f"{name} at {size}x{size}: float32 vs mixed precision, end to end")
+        precision_rows += precision_end_to_end(name, size, arguments.precision_epochs, arguments.batch,
+                                               arguments.max_examples)
     report = "\n\n".join([
         f"Built-in shapes data (the default `data`), {examples} training examples, random initial weights, "
         "no run folder, diagnostics off.",

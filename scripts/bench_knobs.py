@@ -20,7 +20,6 @@ Writes its section of BENCHMARKS.md unless --quick or --no-write.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import sys
@@ -59,28 +58,8 @@ def parse_cases(text: str) -> list[tuple[str, int]]:
 
 
 def make_trainer(model, config, strategy):
-    """The kit's Trainer for `config`. With jit, XLA compiles the per-replica step (forward,
-    gradients, optimizer updates) and the loop that feeds it stays outside: a jit-compiled loop
-    around `next(iterator)` cannot compile (see `jit_trainer_works`)."""
-    trainer = Trainer(model, dataclasses.replace(config, jit=False), strategy, steps_per_epoch=1)
-    if config.jit:
-        trainer._replica_step = tf.function(trainer._replica_step, jit_compile=True)
-    return trainer
-
-
-def jit_trainer_works(name: str, size: int) -> str:
-    """Whether `FinetuneConfig(jit=True)` trains as the kit builds it today: "yes" or the error."""
-    config = FinetuneConfig(model=name, mode="full", batch_size=2, image_size=size, jit=True, epochs=1)
-    strategy = tf.distribute.get_strategy()
-    model = modeling.build(config, NUM_CLASSES, (size, size, 3))
-    images = tf.zeros((2, size, size, 3))
-    dataset = tf.data.Dataset.from_tensors((images, tf.constant([0, 1]))).repeat()
-    try:
-        Trainer(model, config, strategy, steps_per_epoch=1).train_epoch(iter(strategy.experimental_distribute_dataset(dataset)))
-        return "yes"
-    except Exception as error:  # noqa: BLE001  (any failure is the finding)
-        first_line = str(error).strip().splitlines()[0]
-        return f"no, {type(error).__name__}: {first_line[:110]}..."
+    """The kit's Trainer for `config` (with jit, XLA compiles its per-replica step)."""
+    return Trainer(model, config, strategy, steps_per_epoch=1)
 
 
 class Setup:
@@ -334,11 +313,10 @@ def batch_table(rows) -> str:
 
 # -- the recommendation -------------------------------------------------------------------------
 
-def recommend(precision_rows, onednn_rows, batch_rows, jit_status: str) -> str:
+def recommend(precision_rows, onednn_rows, batch_rows) -> str:
     """Which settings should be the CPU defaults, from this run's training rows."""
     lines = []
     training = [row for row in precision_rows if row["mode"] == "training"]
-    cases = sorted({row["case"] for row in training})
 
     def decide(setting):
         rows = [row for row in training if row["setting"] == setting]
@@ -355,24 +333,29 @@ def recommend(precision_rows, onednn_rows, batch_rows, jit_status: str) -> str:
                     ("slower beyond noise in " + ", ".join(row["case"] for row in xla_slower) + ". " if xla_slower else
                      "not faster beyond noise in every case. ")
                     + ("" if xla_correct else "It also failed the correctness check.")))
-    if jit_status != "yes":
-        lines.append(f"- `FinetuneConfig(jit=True)` does not train as `finetune.trainer` builds it today ({jit_status}): "
-                     "the whole step loop, `next(iterator)` included, is jit-compiled. Compiling only the "
-                     "per-replica step (as timed above) works.")
     mixed_on, mixed_correct, mixed_slower, mixed_summary = decide("mixed bf16")
-    precision = '"mixed"' if mixed_on else '"float32"'
-    lines.append(f"- `FinetuneConfig.precision` on CPU: **{precision}**. "
+    fastest = "mixed_bfloat16" if mixed_on else "float32"
+    auto = devices.precision_policy("auto", tf.distribute.get_strategy())
+    native = "with" if devices.cpu_has_bfloat16() else "without"
+    lines.append(f"- precision on this CPU ({native} native bfloat16): **{fastest}**. "
                  f"mixed_bfloat16's training speedup ({mixed_summary}); "
-                 + ("correct and faster in every case." if mixed_on else
+                 + ("correct and faster in every case. " if mixed_on else
                     ("slower beyond noise in " + ", ".join(row["case"] for row in mixed_slower) + ". " if mixed_slower else
                      "not faster beyond noise in every case. ")
-                    + ("" if mixed_correct else "It also failed the correctness check (loss or top-1 drift).")))
+                    + ("" if mixed_correct else "It also failed the correctness check (loss or top-1 drift). "))
+                 + f"`FinetuneConfig(precision=\"auto\")`, the default, picks {auto} here"
+                 + (", the same." if auto == fastest else ": not the fastest correct choice; revisit "
+                    "`finetune.devices.precision_policy`."))
     if onednn_rows:
         train_float = [row for row in onednn_rows if row["mode"] == "training" and row["precision"] == "float32"]
         summary = ", ".join(f"{row['case']}: x{row['ratio']:.2f}" for row in train_float)
         keep = all(row["verdict"] != "slower" for row in train_float)
+        train_mixed = [row for row in onednn_rows if row["mode"] == "training" and row["precision"] != "float32"]
+        mixed_summary = ", ".join(f"{row['case']}: x{row['ratio']:.2f}" for row in train_mixed)
         lines.append(f"- oneDNN (TF_ENABLE_ONEDNN_OPTS, TensorFlow's default on x86 Linux): "
-                     f"**{'leave it on' if keep else 'turn it off'}** (float32 training, on vs off: {summary}).")
+                     f"**{'leave it on' if keep else 'turn it off'}** (float32 training, on vs off: {summary}"
+                     + (f"; mixed_bfloat16 training: {mixed_summary}, its bfloat16 kernels are oneDNN's" if train_mixed else "")
+                     + ").")
     if batch_rows:
         for case in sorted({row["case"] for row in batch_rows}):
             rows = [row for row in batch_rows if row["case"] == case and row["mode"] == "training"]
@@ -383,9 +366,10 @@ def recommend(precision_rows, onednn_rows, batch_rows, jit_status: str) -> str:
                          f"({best['images_per_second']:.1f} img/s); batch {smallest_near_best['batch']} is within 5% of it. "
                          "Batch size also changes the optimization (steps per epoch, noise), so the default "
                          "should follow the data and the learning rate, not speed alone.")
-    lines.append("- GPU/TPU: not measured here (no accelerator on this machine). `finetune.devices` picks "
-                 "mixed_float16 with loss scaling on GPU and mixed_bfloat16 on TPU when `precision=\"mixed\"`; "
-                 "rerun this script on such a machine before changing those defaults.")
+    lines.append("- GPU/TPU: not measured here (no accelerator on this machine). With `precision=\"auto\"`, "
+                 "`finetune.devices` picks mixed_float16 with loss scaling on GPUs with tensor cores (compute "
+                 "capability 7.0+) and mixed_bfloat16 on TPU, per TensorFlow's mixed precision guide; XLA stays "
+                 "off unless `jit=True`. Rerun this script on such a machine to check those choices.")
     return "\n".join(lines)
 
 
@@ -419,8 +403,6 @@ def main() -> None:
 
     info = benchmarks.machine()
     peak = benchmarks.matmul_peak(repeats=5)
-    jit_status = jit_trainer_works(*cases[0])
-    benchmarks.log(f"FinetuneConfig(jit=True) trains as built today: {jit_status}")
     precision_rows, onednn_rows, skipped_xla = [], [], []
     settings = SETTINGS
     for name, size in cases:
@@ -451,8 +433,8 @@ def main() -> None:
         "of wall-clock time (the CPU-time column shows the work done, which XLA and threading change too); "
         f"correctness against float32 without XLA from the same weights (top-1 agreement on the batch, "
         f"first training loss on it within {MAX_LOSS_DIFFERENCE:.0%}, and a loss that falls over {CHECK_STEPS} steps).",
-        "### XLA and mixed precision\n\nXLA training compiles the Trainer's per-replica step "
-        f"(`FinetuneConfig(jit=True)` as the Trainer builds it today: {jit_status}). "
+        "### XLA and mixed precision\n\nXLA training is `FinetuneConfig(jit=True)`: XLA compiles the Trainer's "
+        "per-replica step (forward, gradients, optimizer updates). "
         f"Settings over {SLOW:.0f}x slower than float32 after warm-up are timed in {SLOW_ROUNDS} rounds"
         + (f"; XLA was left out after {', '.join(skipped_xla)}, where it was over 2x slower in both modes."
            if skipped_xla else "."),
@@ -461,7 +443,7 @@ def main() -> None:
         f"{arguments.onednn_repeats} rounds each; TensorFlow reported oneDNN {flags}).",
         onednn_table(onednn_rows),
         "### Batch size", batch_table(batch_rows),
-        "### Recommended defaults", recommend(precision_rows, onednn_rows, batch_rows, jit_status),
+        "### Recommended defaults", recommend(precision_rows, onednn_rows, batch_rows),
     ])
     print()
     print(report)

@@ -23,6 +23,7 @@ import gc
 import math
 import resource
 import sys
+import threading
 
 import benchmarks  # noqa: E402  (sets sys.path and TF_CPP_MIN_LOG_LEVEL first)
 
@@ -78,26 +79,54 @@ def activation_elements(model) -> int:
     return total
 
 
-def peak_memory_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def current_memory_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 
-def fitting_batch(wanted: int, models, budget_bytes: float, measured: list[tuple[int, int]]) -> int:
-    """The largest batch up to `wanted` whose training step should keep the process's peak memory
-    under `budget_bytes` (a multiple of 8 when lowered).
+class PeakMemory:
+    """The highest resident memory of this process while the block runs, sampled by a thread
+    (the kernel's own high-water mark never comes down after a larger model)."""
 
-    `measured` holds (batch, peak memory after it) of the batches already run: with two of them the
-    cost per example is what they show; before that, an estimate from the layer output sizes.
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, current_memory_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self.start = current_memory_bytes()
+        self.peak = self.start
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, current_memory_bytes())
+
+
+def fitting_batch(wanted: int, models, budget_bytes: float, measured: list[tuple[int, int, int]]) -> int:
+    """The largest batch up to `wanted` whose training step should keep the process's memory under
+    `budget_bytes` (a multiple of 8 when lowered).
+
+    `measured` holds (batch, memory before, peak memory) of the batches already run. From two of
+    them, the cost per example is the slope between their peaks; from one, its whole growth counts
+    as per-example cost (an overestimate); before any, an estimate from the layer output sizes.
     """
     if len(measured) >= 2 and measured[-1][0] != measured[-2][0]:
-        (small, small_peak), (large, large_peak) = measured[-2], measured[-1]
+        (small, _, small_peak), (large, _, large_peak) = measured[-2], measured[-1]
         per_example = max((large_peak - small_peak) / (large - small), 1.0)
         base = large_peak - large * per_example
+    elif measured:
+        batch, before, peak = measured[-1]
+        per_example = max((peak - before) / batch, 1.0)
+        base = before
     else:
         per_example = max(activation_elements(model) for model in models) * TRAINING_BYTES_PER_ACTIVATION
         base = current_memory_bytes() + sum(model.count_params() for model in models) * 4 * 2
@@ -146,7 +175,8 @@ def bench_model(name: str, size: int, batches: list[int], repeats: int, min_seco
             "matmul": matmul,
         }
         benchmarks.log(f"  {name} batch {batch}: timing {repeats} interleaved rounds")
-        times = benchmarks.interleaved(calls, repeats, min_seconds=min_seconds)
+        with PeakMemory() as memory:
+            times = benchmarks.interleaved(calls, repeats, min_seconds=min_seconds)
         for mode, factor in (("inference", 1), ("training", TRAINING_FLOPS_FACTOR)):
             # The verdict compares CPU time: the same operations, without the waits for a core.
             ratio, low, high = benchmarks.speedup(times.cpu[f"keras {mode}"], times.cpu[f"zoo {mode}"])
@@ -175,7 +205,9 @@ def bench_model(name: str, size: int, batches: list[int], repeats: int, min_seco
                 "gflops": achieved, "efficiency": efficiency,
                 "matmul_gflops": [matmul_flops / seconds / 1e9 for seconds in times["matmul"]],
             })
-        measured.append((batch, peak_memory_bytes()))
+        measured.append((batch, memory.start, memory.peak))
+        for row in rows[-2:]:
+            row["memory"] = memory.peak
         del forward, train, calls
         gc.collect()
     del model, reference
@@ -189,14 +221,14 @@ def run_peak(rows: list[dict], first_peak: float) -> float:
 
 def table(rows: list[dict]) -> str:
     headers = ["model", "batch", "mode", "zoo img/s", "keras img/s", "keras/zoo CPU time (IQR)", "verdict",
-               "keras/zoo wall time (IQR)", "zoo GFLOP/s", "of matmul rate"]
+               "keras/zoo wall time (IQR)", "zoo GFLOP/s", "of matmul rate", "process GiB"]
     body = []
     for row in rows:
         batch = f"{row['batch']}" + (f" (of {row['wanted_batch']}: memory)" if row["batch"] != row["wanted_batch"] else "")
         body.append([row["model"], batch, row["mode"], f"{row['zoo']:.2f}", f"{row['keras']:.2f}",
                      benchmarks.format_ratio(row["ratio"], row["low"], row["high"]), row["verdict"],
                      benchmarks.format_ratio(row["wall_ratio"], row["wall_low"], row["wall_high"]),
-                     f"{row['gflops']:.0f}", f"{100 * row['efficiency']:.0f}%"])
+                     f"{row['gflops']:.0f}", f"{100 * row['efficiency']:.0f}%", f"{row['memory'] / 2**30:.1f}"])
     return benchmarks.markdown_table(headers, body)
 
 
@@ -232,10 +264,11 @@ def main() -> None:
                             arguments.memory_fraction, matmul, matmul_flops)
         print(table([row for row in rows if row["model"] == name]), flush=True)
     peak = run_peak(rows, peak)
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     slower = [row for row in rows if row["verdict"].startswith("slower")]
     summary = (f"Zoo models vs keras.applications at {arguments.size}x{arguments.size}x3, 1000 classes, the same "
-               f"weights and inputs; median of {arguments.repeats} interleaved rounds. Peak memory {max_rss:.1f} GiB.\n"
+               f"weights and inputs; median of {arguments.repeats} interleaved rounds. The process's peak memory per "
+               f"batch (both models, training) is in the last column; batches are lowered to stay under "
+               f"{arguments.memory_fraction:.0%} of the memory available.\n"
                "The verdict compares process CPU time per round (the same operations on both sides; CPU time "
                "leaves out the waits for a core that other work on a shared machine causes): a tie within 3% or "
                f"where the interquartile range spans 1; a pair that does not tie is timed again ({RECHECK}x the rounds "

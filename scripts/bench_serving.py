@@ -1,29 +1,26 @@
 """Serving benchmarks and the import check against keras.applications.
 
-    python scripts/bench_serving.py latency [--model resnet18] [--size 128] [--repeats 20]
+    python scripts/bench_serving.py latency [--model resnet18] [--size 128] [--repeats 10]
         Latency and throughput of the exported signatures against model.predict and a direct
-        model(x, training=False) call, at batch 1 and 32, and the served-vs-Keras difference.
+        model(x, training=False) call, at batch 1 and 32, timed in alternation (scripts/benchmarks.py),
+        and the served-vs-Keras difference. Writes its section of BENCHMARKS.md unless --no-write.
 
     python scripts/bench_serving.py compare [--models vgg16,resnet50] [--notop-size 160]
         For each keras.applications twin, with and without top: the largest output difference
         between keras.applications and the zoo model loaded from the same (random) weight file.
+        Writes its section of BENCHMARKS.md unless --no-write.
 
-Timings depend on the machine; they are printed, never asserted.
+Timings depend on the machine; they are printed and written, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import os
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import benchmarks  # noqa: E402  (sets sys.path and TF_CPP_MIN_LOG_LEVEL first)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -38,32 +35,24 @@ APPLICATIONS = {
     "resnet152": keras.applications.ResNet152, "resnet50v2": keras.applications.ResNet50V2,
     "resnet101v2": keras.applications.ResNet101V2, "resnet152v2": keras.applications.ResNet152V2,
 }
+PATHS = {
+    "model.predict": "model.predict on preprocessed float32 batches (Keras' own batching loop)",
+    "model(x)": "a direct model(x, training=False) call on preprocessed float32 batches",
+    "serve_pixels": "the SavedModel's serve_pixels signature: uint8 pixels in; preprocessing, model, "
+                    "softmax and top-k classes out",
+    "serving_default": "the SavedModel's serving_default signature: JPEG bytes in; decoding, resizing, "
+                       "preprocessing, model and top-k out",
+}
 
 
-def table(headers, rows) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    lines = [" | ".join(str(cell).rjust(width) for cell, width in zip(headers, widths))]
-    lines.append("-|-".join("-" * width for width in widths))
-    lines += [" | ".join(str(cell).rjust(width) for cell, width in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
-
-
-def median_seconds(call, repeats: int) -> float:
-    call()  # warm-up: tracing and first allocation are not serving costs
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def latency(model_name: str, size: int, repeats: int) -> None:
+def latency(model_name: str, size: int, repeats: int, min_seconds: float) -> tuple[str, str]:
+    """The latency table (markdown) and a line on the served-vs-Keras difference."""
     from finetune.export import export_model
     from finetune.inference import load_model
 
     keras.utils.set_random_seed(0)
     model = zoo.create(model_name, num_classes=10, input_shape=(size, size, 3))
+    rows, differences = [], []
     with tempfile.TemporaryDirectory() as scratch:
         model.save(Path(scratch) / f"{model_name}.keras")
         exported = export_model(Path(scratch) / f"{model_name}.keras", Path(scratch) / "serving")
@@ -71,32 +60,31 @@ def latency(model_name: str, size: int, repeats: int) -> None:
         loaded = load_model(Path(scratch) / f"{model_name}.keras")
         preprocess = loaded.preprocessing.layer()
         serve_pixels, serve_encoded = served.signatures["serve_pixels"], served.signatures["serving_default"]
+        forward = tf.function(lambda x: model(x, training=False))
 
-        rows, differences = [], []
         for batch in (1, 32):
             pixels = np.random.default_rng(batch).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+            pixel_tensor = tf.constant(pixels)
             encoded = tf.constant([tf.io.encode_jpeg(image, quality=95).numpy() for image in pixels])
-            model_input = preprocess(pixels.astype("float32"))
+            model_input = tf.constant(preprocess(pixels.astype("float32")))
             expected = model(model_input, training=False).numpy()
-            differences.append(np.abs(serve_pixels(images=tf.constant(pixels))["probabilities"].numpy()
-                                      - expected).max())
+            differences.append(np.abs(serve_pixels(images=pixel_tensor)["probabilities"].numpy() - expected).max())
             calls = {
                 "model.predict": lambda: model.predict(model_input, batch_size=batch, verbose=0),
-                "model(x, training=False)": lambda: model(model_input, training=False),
-                "SavedModel serve_pixels (uint8)": lambda: serve_pixels(images=tf.constant(pixels)),
-                "SavedModel serving_default (JPEG)": lambda: serve_encoded(images=encoded),
+                "model(x)": lambda: forward(model_input),
+                "serve_pixels": lambda: serve_pixels(images=pixel_tensor),
+                "serving_default": lambda: serve_encoded(images=encoded),
             }
-            baseline = None
-            for label, call in calls.items():
-                seconds = median_seconds(call, repeats)
-                baseline = baseline or seconds
+            benchmarks.log(f"  {model_name} batch {batch}: timing {repeats} interleaved rounds")
+            times = benchmarks.interleaved(calls, repeats, min_seconds=min_seconds)
+            for label in calls:
+                seconds = benchmarks.median(times[label])
+                ratio, low, high = benchmarks.speedup(times["model.predict"], times[label])
                 rows.append([batch, label, f"{seconds * 1000:.2f}", f"{batch / seconds:.1f}",
-                             f"{seconds / baseline:.2f}"])
-    print(f"{model_name} at {size}x{size}x3, 10 classes, median of {repeats} calls, "
-          f"{os.cpu_count()} CPUs visible, TensorFlow {tf.__version__}, devices: "
-          f"{', '.join(device.device_type for device in tf.config.list_physical_devices())}")
-    print(table(["batch", "path", "latency ms", "images/s", "x predict"], rows))
-    print(f"largest |served - Keras| probability difference: {max(differences):.2e}")
+                             benchmarks.format_ratio(ratio, low, high)])
+    headers = ["batch", "path", "latency ms", "images/s", "speed vs model.predict (IQR)"]
+    difference = f"Largest |served - Keras| probability difference: {max(differences):.2e}."
+    return benchmarks.markdown_table(headers, rows), difference
 
 
 def randomize_batch_norm(model, rng) -> None:
@@ -108,7 +96,7 @@ def randomize_batch_norm(model, rng) -> None:
                                rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, variance.shape)])
 
 
-def compare(model_names: list[str], notop_size: int) -> None:
+def compare(model_names: list[str], notop_size: int) -> str:
     rows = []
     rng = np.random.default_rng(0)
     for name in model_names:
@@ -126,8 +114,8 @@ def compare(model_names: list[str], notop_size: int) -> None:
             rows.append([name, "yes" if include_top else "no", f"{size}x{size}", f"{largest:.2e}",
                          f"{largest / float(np.abs(expected).max()):.2e}", tuple(model.output_shape[1:])])
             del reference, model
-            print(f"  {name} top={include_top} done", file=sys.stderr, flush=True)
-    print(table(["model", "top", "input", "max |zoo - keras|", "relative", "output"], rows))
+            benchmarks.log(f"  {name} top={include_top} done")
+    return benchmarks.markdown_table(["model", "top", "input", "max |zoo - keras|", "relative", "output"], rows)
 
 
 def main() -> None:
@@ -136,15 +124,36 @@ def main() -> None:
     timing = commands.add_parser("latency", help="exported signatures vs model.predict and model(x)")
     timing.add_argument("--model", default="resnet18")
     timing.add_argument("--size", type=int, default=128)
-    timing.add_argument("--repeats", type=int, default=20)
+    timing.add_argument("--repeats", type=int, default=10)
+    timing.add_argument("--min-seconds", type=float, default=0.3, help="shortest timing sample")
     check = commands.add_parser("compare", help="imported models vs keras.applications")
     check.add_argument("--models", default=",".join(APPLICATIONS))
     check.add_argument("--notop-size", type=int, default=160)
+    for command in (timing, check):
+        command.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     arguments = parser.parse_args()
+    machine = benchmarks.describe_machine()
     if arguments.command == "latency":
-        latency(arguments.model, arguments.size, arguments.repeats)
+        table, difference = latency(arguments.model, arguments.size, arguments.repeats, arguments.min_seconds)
+        paths = "\n".join(f"- `{label}`: {text}" for label, text in PATHS.items())
+        body = "\n\n".join([
+            machine,
+            f"{arguments.model} at {arguments.size}x{arguments.size}x3, 10 classes, exported with `zoo export`'s "
+            f"writer; median of {arguments.repeats} interleaved rounds. The last column is the median per-round "
+            "ratio of model.predict's time to the path's (> 1: faster than model.predict).",
+            paths, table, difference])
+        section, title = "bench_serving", "Serving: exported signatures vs model.predict (scripts/bench_serving.py latency)"
     else:
-        compare(arguments.models.split(","), arguments.notop_size)
+        table = compare(arguments.models.split(","), arguments.notop_size)
+        body = "\n\n".join([
+            machine,
+            "Each keras.applications model with random weights (and non-default BatchNorm statistics) saved "
+            "as a Keras Applications .h5 file, loaded into the zoo twin with `zoo.create(..., weights=path)`; "
+            "the largest output difference on the same inputs.", table])
+        section, title = "bench_serving_compare", "Imported weights vs keras.applications (scripts/bench_serving.py compare)"
+    print(body, flush=True)
+    if not arguments.no_write:
+        benchmarks.write_section(section, title, body, benchmarks.rerun_command())
 
 
 if __name__ == "__main__":
