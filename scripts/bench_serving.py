@@ -115,7 +115,7 @@ def compare(model_names: list[str], notop_size: int) -> str:
                          f"{largest / float(np.abs(expected).max()):.2e}", tuple(model.output_shape[1:])])
             del reference, model
             benchmarks.log(f"  {name} top={include_top} done")
-    return benchmarks.markdown_table(["model", "top", "input", "max |zoo - keras|", "relative", "output"], rows)
+    return benchmarks.markdown_table(["model", "top", "input", "largest difference, zoo vs keras", "relative", "output"], rows)
 
 
 def main() -> None:

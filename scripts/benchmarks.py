@@ -257,7 +257,9 @@ def describe_machine(info: dict | None = None, peak_gflops: float | None = None)
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     """A GitHub markdown table, numbers right-aligned; also readable as plain text."""
-    cells = [[str(cell) for cell in row] for row in rows]
+    # a "|" inside a cell would end it: markdown wants it escaped
+    headers = [str(header).replace("|", "\\|") for header in headers]
+    cells = [[str(cell).replace("|", "\\|") for cell in row] for row in rows]
     widths = [max(len(str(header)), *(len(row[index]) for row in cells)) if cells else len(str(header))
               for index, header in enumerate(headers)]
     numeric = [all(_looks_numeric(row[index]) for row in cells) if cells else False for index in range(len(headers))]
