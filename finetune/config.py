@@ -57,7 +57,7 @@ class FinetuneConfig:
     max_examples: int | None = None
     data_dir: str | None = None
     download: bool = True
-    cache: bool = False
+    cache: bool | None = None  # decoded images in memory; None: when they fit (finetune.data.AUTO_CACHE_BYTES)
     shuffle: bool = True
 
     strategy: str = "auto"

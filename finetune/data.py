@@ -37,6 +37,10 @@ DEFAULT_CAPTIONS_SPEC = "builtin:zoo_shape_captions"
 SPEC_KINDS = ("builtin", "tfds")
 VALIDATION_NAMES = ("validation", "val", "valid", "dev")
 SMALL_DATASET_BYTES = 250 * 2**20  # TFDS's own auto-cache limit: below it, encoded examples stay in memory
+# cache=None keeps the decoded, resized uint8 images in memory when all splits together take at most
+# this much: decoding then happens once, not every epoch (LeNet-5 on zoo_shapes/32 waited on PNG
+# decoding for ~40% of each epoch: scripts/bench_input.py).
+AUTO_CACHE_BYTES = 512 * 2**20
 STATISTICS_SAMPLE = 2000  # training images the mean/std and PCA statistics are estimated from
 STATISTICS_PIXEL_STRIDE = 7  # every 7th pixel of those is plenty
 LABEL_MODES = ("int", "categorical")
@@ -392,9 +396,15 @@ def _check_image_size(image_size) -> tuple[int, int, int]:
     return size
 
 
+def decoded_bytes(sizes: dict[str, int], image_size) -> int:
+    """Memory that every split's decoded, resized uint8 images take together."""
+    height, width, channels = image_size
+    return sum(sizes.values()) * height * width * channels
+
+
 def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, preprocessing=None, augment=None,
               validation_fraction: float = 0.2, seed: int = 0, data_dir: str | None = None, download: bool = True,
-              cache: bool = False, drop_remainder: bool = False, shuffle_buffer: int = 10000,
+              cache: bool | None = None, drop_remainder: bool = False, shuffle_buffer: int = 10000,
               max_examples: int | None = None, label_mode: str = "int") -> DataBundle:
     """Resolves `spec` and returns batched train/validation/test streams sized for a model.
 
@@ -408,7 +418,8 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         seed: the validation split, the order of folders' files and the training shuffle.
         data_dir: where TFDS data is (see `resolve_data_dir`).
         download: allow TFDS downloads; off, only prepared data is used (built-ins are still generated).
-        cache: keep decoded, resized uint8 images in memory (augmentation stays random per epoch).
+        cache: keep decoded, resized uint8 images in memory (augmentation stays random per epoch);
+            None (the default) does so when they fit in AUTO_CACHE_BYTES.
         drop_remainder: drop the last, partial training batch.
         shuffle_buffer: 0 turns shuffling off (e.g. for evaluation or exact comparisons).
         max_examples: at most this many examples per split.
@@ -424,6 +435,8 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         raise ZooError(f"{source.description} has {len(source.class_names)} class(es): a classifier needs at least two")
     _carve_validation(source, validation_fraction, seed)
     _cap(source, max_examples)
+    if cache is None:
+        cache = decoded_bytes(source.sizes, image_size) <= AUTO_CACHE_BYTES
     if not cache:  # with `cache`, the decoded images are kept instead
         _keep_small_items_in_memory(source)
     if source.sizes.get("train", 0) == 0:

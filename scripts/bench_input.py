@@ -135,13 +135,13 @@ def main() -> None:
         benchmarks.log("pipeline alone: zoo_shapes")
         for spec, size in (("builtin:zoo_shapes/32", (32, 32, 1)), ("builtin:zoo_shapes/64", (64, 64, 3))):
             alone.append(pipeline_alone(spec, spec, size, "lenet5" if size[-1] == 1 else "resnet18",
-                                        data_dir=args.data_dir))
+                                        data_dir=args.data_dir, cache=False))
         benchmarks.log("training: pipeline vs memory")
         for cache in (False, True):  # LeNet-5 is so cheap that decoding 32x32 PNGs shows next to it
             training.append(pipeline_vs_memory("builtin:zoo_shapes/32", "lenet5", (32, 32, 1), repeats,
                                                data_dir=args.data_dir, cache=cache))
         training.append(pipeline_vs_memory(folder, "resnet18", (64, 64, 3), repeats,
-                                           max_examples=count if args.quick else 1000))
+                                           max_examples=count if args.quick else 1000, cache=False))
     benchmarks.log(f"linear vs CNN, {epochs} epochs")
     accuracy = linear_vs_cnn(epochs, args.data_dir)
     body = "\n".join([

@@ -369,3 +369,33 @@ def test_tfds_gray_images_become_rgb_and_labels_follow(fake_tfds_dir):
     assert set(bundle.class_weights) == {0, 1, 2}
     assert abs(sum(bundle.class_weights[label] * count for label, count in
                    enumerate(np.bincount(labels_of(bundle.train), minlength=3))) - 24) < 1e-6
+
+
+def test_small_datasets_are_cached_decoded_unless_told_otherwise(tmp_path, monkeypatch):
+    """cache=None keeps decoded images in memory when they fit the budget: a second epoch then reads
+    no file, so deleting the files after the first epoch changes nothing. Over the budget, or with
+    cache=False, the second epoch reads the (now missing) files again."""
+    from finetune import data
+
+    def epoch_labels(bundle):
+        try:
+            return sorted(int(label) for _, labels in bundle.train for label in labels.numpy())
+        except tf.errors.OpError:
+            return None
+
+    assert data.decoded_bytes({"train": 6, "validation": 2}, (8, 8, 3)) == 8 * 8 * 8 * 3
+    for name, cache, budget, expect_cached in (("auto", None, data.AUTO_CACHE_BYTES, True),
+                                               ("over-budget", None, 8 * 8 * 8 * 3 - 1, False),
+                                               ("off", False, data.AUTO_CACHE_BYTES, False)):
+        monkeypatch.setattr(data, "AUTO_CACHE_BYTES", budget)
+        root = tmp_path / name
+        for label in ("a", "b"):
+            (root / label).mkdir(parents=True)
+            for index in range(4):
+                Image.fromarray(np.full((8, 8, 3), 40 * index, np.uint8)).save(root / label / f"{index}.png")
+        bundle = data.load_data(str(root), image_size=(8, 8, 3), batch_size=4, validation_fraction=0.25, cache=cache)
+        first = epoch_labels(bundle)
+        assert first is not None and len(first) == 6
+        for path in root.rglob("*.png"):
+            path.unlink()
+        assert (epoch_labels(bundle) == first) == expect_cached, name

@@ -52,6 +52,8 @@ def training_options(function):
         click.option("--max-examples", type=int, help="Use at most this many examples per split."),
         click.option("--data-dir", type=click.Path(file_okay=False), help="TFDS data folder (default: $ZOO_DATA_DIR)."),
         click.option("--no-download", is_flag=True, default=None, help="Use prepared TFDS data only."),
+        click.option("--cache/--no-cache", default=None, help="Keep decoded images in memory (default: when they "
+                     "fit in 512 MiB)."),
         click.option("--strategy", type=click.Choice(["auto", "one", "mirrored", "multiworker", "tpu"])),
         click.option("--precision", type=click.Choice(["auto", "float32", "mixed"]),
                      help="auto (default): float32 on CPU, mixed float16 on GPUs with tensor cores, bfloat16 on TPU."),
