@@ -124,29 +124,31 @@ def build_layers(settings: dict, channels: int, pca=None, seed: int | None = Non
     """The Keras preprocessing layers for `settings` (see `resolve`), in the usual order:
     geometry first, then colour, then lighting. `pca` = (eigval, eigvec) from the training split."""
     layers = keras.layers
+    common = {"seed": seed, "dtype": FLOAT32}
     steps = []
     if settings.get("crop"):
-        steps.append(RandomResizedCrop(area_range=(1.0 - settings["crop"], 1.0), seed=seed, dtype=FLOAT32, name="random_resized_crop"))
+        steps.append(RandomResizedCrop(area_range=(1.0 - settings["crop"], 1.0), **common, name="random_resized_crop"))
     if settings.get("flip"):
-        steps.append(layers.RandomFlip("horizontal", seed=seed, dtype=FLOAT32, name="random_flip"))
+        steps.append(layers.RandomFlip("horizontal", **common, name="random_flip"))
     if settings.get("rotate"):
-        steps.append(layers.RandomRotation(settings["rotate"], fill_mode="reflect", seed=seed, dtype=FLOAT32, name="random_rotation"))
+        steps.append(layers.RandomRotation(settings["rotate"], fill_mode="reflect", **common, name="random_rotation"))
     if settings.get("zoom"):
-        steps.append(layers.RandomZoom(settings["zoom"], fill_mode="reflect", seed=seed, dtype=FLOAT32, name="random_zoom"))
+        steps.append(layers.RandomZoom(settings["zoom"], fill_mode="reflect", **common, name="random_zoom"))
     if settings.get("translate"):
         factor = settings["translate"]
-        steps.append(layers.RandomTranslation(factor, factor, fill_mode="reflect", seed=seed, dtype=FLOAT32, name="random_translation"))
+        steps.append(layers.RandomTranslation(factor, factor, fill_mode="reflect", **common, name="random_translation"))
     if settings.get("brightness"):
-        steps.append(layers.RandomBrightness(settings["brightness"], value_range=(0, 255), seed=seed, dtype=FLOAT32, name="random_brightness"))
+        steps.append(layers.RandomBrightness(settings["brightness"], value_range=(0, 255), **common,
+                                             name="random_brightness"))
     if settings.get("contrast"):
-        steps.append(layers.RandomContrast(settings["contrast"], value_range=(0, 255), seed=seed, dtype=FLOAT32, name="random_contrast"))
+        steps.append(layers.RandomContrast(settings["contrast"], value_range=(0, 255), **common, name="random_contrast"))
     if settings.get("saturation") and channels == 3:
         factor = settings["saturation"]
-        steps.append(layers.RandomSaturation((0.5 - factor / 2, 0.5 + factor / 2), value_range=(0, 255), seed=seed,
-                                             dtype=FLOAT32, name="random_saturation"))
+        steps.append(layers.RandomSaturation((0.5 - factor / 2, 0.5 + factor / 2), value_range=(0, 255), **common,
+                                             name="random_saturation"))
     if settings.get("lighting") and channels == 3:
         eigval, eigvec = pca if pca is not None else (IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC)
-        steps.append(PCALighting(settings["lighting"], eigval, eigvec, seed=seed, dtype=FLOAT32, name="pca_lighting"))
+        steps.append(PCALighting(settings["lighting"], eigval, eigvec, **common, name="pca_lighting"))
     return keras.Sequential(steps, name="augmentation")
 
 
@@ -157,11 +159,11 @@ def make_augment_fn(settings: dict, channels: int, num_classes: int, *, mixup: f
     if not settings and not mixup and not cutmix:
         return None
     pipeline = build_layers(settings, channels, pca=pca, seed=seed)
-    mixers = []
+    mixers, common = [], {"seed": seed, "dtype": FLOAT32}
     if mixup:
-        mixers.append(keras.layers.MixUp(alpha=mixup, seed=seed, dtype=FLOAT32, name="mixup"))
+        mixers.append(keras.layers.MixUp(alpha=mixup, **common, name="mixup"))
     if cutmix:
-        mixers.append(keras.layers.CutMix(factor=cutmix, seed=seed, dtype=FLOAT32, name="cutmix"))
+        mixers.append(keras.layers.CutMix(factor=cutmix, **common, name="cutmix"))
 
     def augment(images, labels):
         if pipeline.layers:

@@ -70,3 +70,19 @@ def test_mixup_mixes_one_hot_labels_and_nothing_is_built_when_off():
     mixed = mixed.numpy()
     np.testing.assert_allclose(mixed.sum(axis=1), 1.0, atol=1e-5)
     assert np.any((mixed > 0.01) & (mixed < 0.99)), "labels were not mixed"
+
+
+def test_augmentation_computes_in_float32_under_a_mixed_policy():
+    """Mixed precision training must not move augmentation to bfloat16 (crop_and_resize has no
+    bfloat16 kernel, and 0-255 pixels would be rounded)."""
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        augment_fn = augment.make_augment_fn(augment.resolve("strong"), 3, 4, mixup=0.2, seed=0)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 24, 24, 3)).astype("float32")
+    labels = np.eye(4, dtype="float32")
+    augmented, mixed_labels = augment_fn(images, labels)
+    assert augmented.dtype == "float32" and mixed_labels.dtype == "float32"
+    assert not np.allclose(np.asarray(augmented), images)

@@ -56,7 +56,8 @@ def training_options(function):
                      "fit in 512 MiB)."),
         click.option("--strategy", type=click.Choice(["auto", "one", "mirrored", "multiworker", "tpu"])),
         click.option("--precision", type=click.Choice(["auto", "float32", "mixed"]),
-                     help="auto (default): float32 on CPU, mixed float16 on GPUs with tensor cores, bfloat16 on TPU."),
+                     help="auto (default): mixed bfloat16 on CPUs with native bfloat16, else float32; mixed "
+                     "float16 on GPUs with tensor cores; bfloat16 on TPU."),
         click.option("--jit/--no-jit", default=None, help="Compile the training step with XLA."),
         click.option("--seed", type=int),
         click.option("--config", "config_file", type=click.Path(dir_okay=True), help="Start from a config.json "
