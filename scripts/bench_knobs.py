@@ -57,11 +57,6 @@ def parse_cases(text: str) -> list[tuple[str, int]]:
     return cases
 
 
-def make_trainer(model, config, strategy):
-    """The kit's Trainer for `config` (with jit, XLA compiles its per-replica step)."""
-    return Trainer(model, config, strategy, steps_per_epoch=1)
-
-
 class Setup:
     """One (model, size, batch) workload: a fine-tunable model per precision, with equal weights,
     a Trainer and a forward function per setting, and one batch of data."""
@@ -83,9 +78,10 @@ class Setup:
             if precision not in self.models:  # inference: one untrained model per precision
                 self.models[precision] = self._build(config, strategy)
             model = self.models[precision]
-            # Training changes the weights: every setting trains a model of its own.
-            trainer = self._under_policy(config, strategy, lambda: make_trainer(
-                self._build(config, strategy), config, strategy))
+            # Training changes the weights: every setting trains a model of its own (the kit's
+            # Trainer; with jit, XLA compiles its per-replica step).
+            trainer = self._under_policy(config, strategy, lambda: Trainer(
+                self._build(config, strategy), config, strategy, steps_per_epoch=1))
             dataset = tf.data.Dataset.from_tensors((self.images, self.labels)).repeat()
             iterator = iter(strategy.experimental_distribute_dataset(dataset))
             self.trainers[label] = (trainer, iterator)
