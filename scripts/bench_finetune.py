@@ -4,13 +4,13 @@
     python scripts/bench_finetune.py --quick          # fewer examples, epochs and runs
     python scripts/bench_finetune.py --model resnet18 --size 64 --epochs 4 --runs 2
 
-1. Head mode through `finetune.run.finetune`, `cache_features=True` vs `False` (goal: >= 10x per
+1. Head mode through `finetune.training.classification.finetune`, `cache_features=True` vs `False` (goal: >= 10x per
    epoch). With the cache the backbone runs once over the data before the first epoch and every
    epoch trains the head on the stored features; without it every epoch runs the frozen backbone.
    Runs alternate (cached, uncached, uncached, cached, ...); the per-epoch figure is the median of
    the epochs after the first (training plus validation), the ratio is per pair of runs.
-2. A full-mode training epoch (`finetune.trainer.Trainer`) fed by the kit's input pipeline
-   (`finetune.run.load`: tf.data, decoding/resizing, preprocessing map, prefetch) vs by the same
+2. A full-mode training epoch (`finetune.training.trainer.Trainer`) fed by the kit's input pipeline
+   (`finetune.training.inputs.load`: tf.data, decoding/resizing, preprocessing map, prefetch) vs by the same
    preprocessed batches held in memory, timed in alternation. scripts/bench_input.py, where it
    exists, goes deeper into the pipeline itself.
 3. Full-mode runs in float32 and in mixed precision from the same seed: time per epoch and the
@@ -31,9 +31,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from finetune import modeling, run  # noqa: E402
-from finetune.config import FinetuneConfig  # noqa: E402
-from finetune.trainer import Trainer  # noqa: E402
+from finetune.training import modeling  # noqa: E402
+from finetune.training.classification import classifier_trainer, finetune  # noqa: E402
+from finetune.training.config import FinetuneConfig  # noqa: E402
+from finetune.training.inputs import input_shape_for, load  # noqa: E402
 
 SECTION = "bench_finetune"
 GOAL = 10.0  # cached head epochs should be at least this many times faster
@@ -46,7 +47,7 @@ def head_run(model: str, size: int, epochs: int, batch: int, max_examples: int |
                             image_size=size, max_examples=max_examples, seed=0, diagnostics=False)
     keras.backend.clear_session()
     started = time.perf_counter()
-    result = run.finetune(config, out=None, verbose=0)
+    result = finetune(config, out=None, verbose=0)
     wall = time.perf_counter() - started
     seconds = [float(row["seconds"]) for row in result.history]
     return {"cache": cache, "wall": wall, "first_epoch": seconds[0], "later_epochs": seconds[1:],
@@ -57,7 +58,7 @@ def head_run(model: str, size: int, epochs: int, batch: int, max_examples: int |
 def prepare_data(model, size, batch, max_examples) -> None:
     """Generates (or downloads) and prepares the data once, so no timed run pays for it."""
     config = FinetuneConfig(model=model, image_size=size, batch_size=batch, max_examples=max_examples)
-    _, train, _, _, _ = run.load(config, batch, drop_remainder=False)
+    _, train, _, _, _ = load(config, batch, drop_remainder=False)
     next(iter(train))
 
 
@@ -101,7 +102,7 @@ def precision_end_to_end(model, size, epochs, batch, max_examples) -> list[dict]
         config = FinetuneConfig(model=model, mode="full", precision=precision, epochs=epochs, batch_size=batch,
                                 image_size=size, max_examples=max_examples, seed=0, diagnostics=False)
         keras.backend.clear_session()
-        result = run.finetune(config, out=None, verbose=0)
+        result = finetune(config, out=None, verbose=0)
         seconds = [float(row["seconds"]) for row in result.history]
         rows.append({"case": f"{model} {size}x{size}", "precision": precision, "epochs": epochs,
                      "epoch_seconds": benchmarks.median(seconds[1:] or seconds),
@@ -131,7 +132,7 @@ def pipeline_vs_memory(model_name, size, batch, max_examples, repeats) -> dict:
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     strategy = tf.distribute.get_strategy()
-    bundle, train, _, _, _ = run.load(config, batch, drop_remainder=False)
+    bundle, train, _, _, _ = load(config, batch, drop_remainder=False)
     steps = -(-bundle.sizes["train"] // batch)
     images, labels = [], []
     for batch_images, batch_labels in train:  # the same preprocessed examples, now in memory
@@ -140,8 +141,8 @@ def pipeline_vs_memory(model_name, size, batch, max_examples, repeats) -> dict:
     images, labels = np.concatenate(images), np.concatenate(labels)
     in_memory = (tf.data.Dataset.from_tensor_slices((images, labels))
                  .shuffle(len(images), seed=0, reshuffle_each_iteration=True).batch(batch).prefetch(tf.data.AUTOTUNE))
-    model = modeling.build(config, bundle.num_classes, run.input_shape_for(config))
-    trainer = Trainer(model, config, strategy, steps)
+    model = modeling.build(config, bundle.num_classes, input_shape_for(config))
+    trainer = classifier_trainer(model, config, strategy, steps)
     iterators = {"input pipeline": iter(train.repeat()), "in-memory batches": iter(in_memory.repeat())}
     calls = {name: (lambda iterator=iterator: trainer.train_epoch(iterator).loss) for name, iterator in iterators.items()}
     times = benchmarks.interleaved(calls, repeats, min_seconds=0.0)

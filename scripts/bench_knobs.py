@@ -4,7 +4,7 @@
     python scripts/bench_knobs.py --quick               # resnet18 at 32x32, small batches, 2 rounds
     python scripts/bench_knobs.py --cases resnet18:64 --batch 64 --repeats 8 --onednn-pairs 3
 
-Training runs the fine-tuning kit's own step (`finetune.trainer.Trainer`, full mode, Adam, a
+Training runs the fine-tuning kit's own step (`finetune.training.trainer.Trainer`, full mode, Adam, a
 10-class head, `FinetuneConfig(jit=..., precision=...)`, with `finetune.devices`' choice of
 policy: mixed_bfloat16 on CPU); inference a tf.function'd `model(x, training=False)`, with
 `jit_compile` for XLA. Settings of one process are timed in alternation and compared per round;
@@ -20,6 +20,7 @@ Writes its section of BENCHMARKS.md unless --quick or --no-write.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import sys
@@ -31,9 +32,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from finetune import devices, modeling  # noqa: E402
-from finetune.config import FinetuneConfig  # noqa: E402
-from finetune.trainer import Trainer  # noqa: E402
+from finetune.training import modeling  # noqa: E402
+from finetune.training.classification import classifier_trainer  # noqa: E402
+from finetune.training.config import FinetuneConfig  # noqa: E402
+from finetune.training.precision import cpu_has_bfloat16, precision_policy, set_precision  # noqa: E402
 
 SECTION = "bench_knobs"
 NUM_CLASSES = 10
@@ -70,7 +72,7 @@ class Setup:
         rng = np.random.default_rng(0)
         self.images = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32"))
         self.labels = tf.constant(np.arange(batch) % NUM_CLASSES)
-        self.models, self.trainers, self.forwards = {}, {}, {}
+        self.models, self.trainers, self.forwards, self.configs = {}, {}, {}, {}
         self.initial = None
         for label, precision, jit in settings:
             config = FinetuneConfig(model=name, mode="full", batch_size=batch, image_size=size, jit=jit,
@@ -80,21 +82,22 @@ class Setup:
             model = self.models[precision]
             # Training changes the weights: every setting trains a model of its own (the kit's
             # Trainer; with jit, XLA compiles its per-replica step).
-            trainer = self._under_policy(config, strategy, lambda: Trainer(
+            trainer = self._under_policy(config, strategy, lambda: classifier_trainer(
                 self._build(config, strategy), config, strategy, steps_per_epoch=1))
             dataset = tf.data.Dataset.from_tensors((self.images, self.labels)).repeat()
             iterator = iter(strategy.experimental_distribute_dataset(dataset))
             self.trainers[label] = (trainer, iterator)
+            self.configs[label] = config
             self.forwards[label] = tf.function(lambda x, m=model: tf.cast(m(x, training=False), tf.float32),
                                                jit_compile=jit)
 
     def _under_policy(self, config, strategy, make):
         previous = keras.mixed_precision.global_policy().name
-        devices.set_precision(devices.precision_policy(config.precision, strategy))
+        set_precision(precision_policy(config.precision, strategy))
         try:
             return make()
         finally:
-            devices.set_precision(previous)
+            set_precision(previous)
 
     def _build(self, config, strategy):
         """The fine-tunable model as `finetune.run` builds it, with the first build's weights."""
@@ -291,9 +294,10 @@ def _same_graph_setup(first: Setup, batch: int) -> Setup:
     trainer, _ = first.trainers[label]
     strategy = tf.distribute.get_strategy()
     dataset = tf.data.Dataset.from_tensors((setup.images, setup.labels)).repeat()
-    config = FinetuneConfig(**{**trainer.config.to_dict(), "batch_size": batch})
+    config = dataclasses.replace(first.configs[label], batch_size=batch)
     setup.models = first.models
-    setup.trainers = {label: (Trainer(trainer.model, config, strategy, steps_per_epoch=1),
+    setup.configs = {label: config}
+    setup.trainers = {label: (classifier_trainer(trainer.model, config, strategy, steps_per_epoch=1),
                               iter(strategy.experimental_distribute_dataset(dataset)))}
     setup.forwards = first.forwards
     return setup
@@ -331,8 +335,8 @@ def recommend(precision_rows, onednn_rows, batch_rows) -> str:
                     + ("" if xla_correct else "It also failed the correctness check.")))
     mixed_on, mixed_correct, mixed_slower, mixed_summary = decide("mixed bf16")
     fastest = "mixed_bfloat16" if mixed_on else "float32"
-    auto = devices.precision_policy("auto", tf.distribute.get_strategy())
-    native = "with" if devices.cpu_has_bfloat16() else "without"
+    auto = precision_policy("auto", tf.distribute.get_strategy())
+    native = "with" if cpu_has_bfloat16() else "without"
     lines.append(f"- precision on this CPU ({native} native bfloat16): **{fastest}**. "
                  f"mixed_bfloat16's training speedup ({mixed_summary}); "
                  + ("correct and faster in every case. " if mixed_on else
@@ -341,7 +345,7 @@ def recommend(precision_rows, onednn_rows, batch_rows) -> str:
                     + ("" if mixed_correct else "It also failed the correctness check (loss or top-1 drift). "))
                  + f"`FinetuneConfig(precision=\"auto\")`, the default, picks {auto} here"
                  + (", the same." if auto == fastest else ": not the fastest correct choice; revisit "
-                    "`finetune.devices.precision_policy`."))
+                    "`finetune.training.precision.precision_policy`."))
     if onednn_rows:
         train_float = [row for row in onednn_rows if row["mode"] == "training" and row["precision"] == "float32"]
         summary = ", ".join(f"{row['case']}: x{row['ratio']:.2f}" for row in train_float)
@@ -424,7 +428,7 @@ def main() -> None:
 
     flags = onednn_rows[0]["flags"] if onednn_rows else {}
     report = "\n\n".join([
-        f"Full-mode fine-tuning steps (finetune.trainer.Trainer, Adam, {NUM_CLASSES}-class head) and "
+        f"Full-mode fine-tuning steps (finetune.training.trainer.Trainer, Adam, {NUM_CLASSES}-class head) and "
         f"inference (`model(x, training=False)` in a tf.function), median of {arguments.repeats} interleaved rounds "
         "of wall-clock time (the CPU-time column shows the work done, which XLA and threading change too); "
         f"correctness against float32 without XLA from the same weights (top-1 agreement on the batch, "

@@ -27,6 +27,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
+from finetune.serving.export import export_model  # noqa: E402
+from finetune.serving.loading import load_model  # noqa: E402
 from zoo.weights import save_legacy_weights  # noqa: E402
 
 APPLICATIONS = {
@@ -47,9 +49,6 @@ PATHS = {
 
 def latency(model_name: str, size: int, repeats: int, min_seconds: float) -> tuple[str, str]:
     """The latency table (markdown) and a line on the served-vs-Keras difference."""
-    from finetune.export import export_model
-    from finetune.inference import load_model
-
     keras.utils.set_random_seed(0)
     model = zoo.create(model_name, num_classes=10, input_shape=(size, size, 3))
     rows, differences = [], []

@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from finetune.config import FinetuneConfig
-from finetune.ensemble import ensemble
-from finetune.run import finetune
+from finetune.practice.ensemble import ensemble
+from finetune.training.classification import finetune
+from finetune.training.config import FinetuneConfig
 
 
 def main() -> None:

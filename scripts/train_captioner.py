@@ -21,6 +21,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from finetune.captioning import train_captioner  # noqa: E402
+
 TIME_LIMIT_SECONDS = 20 * 60
 TARGET_BLEU4 = 0.5
 
@@ -36,8 +38,6 @@ QUICK = dict(epochs=2, max_examples=300, num_samples=4)
 
 
 def run(rnn: str, out: Path, data: str, overrides: dict) -> dict:
-    from finetune.captioning import train_captioner
-
     if out.exists():
         shutil.rmtree(out)
     started = time.perf_counter()

@@ -19,9 +19,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-import finetune.datasets  # noqa: F401  (registers the built-in TFDS builders)
-from finetune.config import FinetuneConfig
-from finetune.run import finetune
+import finetune.data.datasets  # noqa: F401  (registers the built-in TFDS builders)
+from finetune.training.classification import finetune
+from finetune.training.config import FinetuneConfig
 
 
 def write_few_shot_folder(root: Path, per_class: int, data_dir: str, seed: int) -> tuple[Path, Path]:

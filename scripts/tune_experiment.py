@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from finetune.config import FinetuneConfig
-from finetune.run import finetune
-from finetune.tune import describe, tune
+from finetune.practice.tune import describe, tune
+from finetune.training.classification import finetune
+from finetune.training.config import FinetuneConfig
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from finetune import augment
+from finetune.data import augment
 from zoo.errors import ZooError
 
 

@@ -18,8 +18,11 @@ from PIL import Image
 
 import zoo
 from finetune import captioning
-from finetune.bleu import bleu_scores, corpus_bleu
-from finetune.runfolder import read_history
+from finetune.cli import main
+from finetune.captioning import inputs as captioning_inputs
+from finetune.captioning import training as captioning_training
+from finetune.captioning.bleu import bleu_scores, corpus_bleu
+from finetune.training.runfolder import read_history
 from zoo import decoding, text
 from zoo.models.captioner import Captioner
 
@@ -229,7 +232,7 @@ def test_run_folder_holds_every_artifact(trained_run):
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "captioning" and config["rnn"] == "lstm" and config["epochs"] == 15
     rows = read_history(out / "history.csv")
-    assert [int(row["epoch"]) for row in rows] == list(range(15))
+    assert [int(row["epoch"]) for row in rows] == list(range(1, 16))  # epochs completed, as classifiers count
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(rows[0])
     assert list((out / "logs" / "train").glob("events.out.tfevents.*"))
     assert list((out / "logs" / "validation").glob("events.out.tfevents.*"))
@@ -254,17 +257,17 @@ def test_keras_file_round_trip_in_safe_mode(trained_run, tmp_path):
 def test_resume_continues_after_the_last_completed_epoch(trained_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(trained_run[0], out)
-    # a run killed after writing epoch 15's history row but before its checkpoint
+    # a run killed after writing epoch 16's history row but before its checkpoint
     with (out / "history.csv").open("a") as history:
-        history.write("15,0.1,0.1,0.1,0.1,0.01,0.1\n")
-    with pytest.raises(zoo.ZooError, match="other settings"):
+        history.write("16,0.1,0.1,0.1,0.1,0.01,0.1\n")
+    with pytest.raises(zoo.ZooError, match="units=64 \\(the run has 32\\)"):
         captioning.train_captioner(data=colour_bundle(), epochs=17, out=out, resume=True,
                                    **{**RUN_SETTINGS, "units": 64})
     with pytest.raises(zoo.ZooError, match="already holds a run"):
         captioning.train_captioner(data=colour_bundle(), epochs=17, out=out, **RUN_SETTINGS)
     metrics = captioning.train_captioner(data=colour_bundle(), epochs=17, out=out, resume=True, **RUN_SETTINGS)
     rows = read_history(out / "history.csv")
-    assert [int(row["epoch"]) for row in rows] == list(range(17))
+    assert [int(row["epoch"]) for row in rows] == list(range(1, 18))
     assert metrics["epochs_completed"] == 17 and metrics["greedy"]["bleu4"] == 1.0
 
 
@@ -279,9 +282,9 @@ def test_a_trained_encoder_sees_each_image_once_for_all_its_captions():
     dataset = tf.data.Dataset.from_tensor_slices((images, tf.ragged.constant(captions).to_tensor()))
     dataset = dataset.map(lambda image, refs: (image, tf.boolean_mask(refs, tf.strings.length(refs) > 0)))
     (batch_images, inputs), targets = next(iter(
-        captioning._images_with_captions(dataset, vectorizer, model, images_per_step=2, seed=0)))
+        captioning_inputs.images_with_captions(dataset, vectorizer, model, images_per_step=2, seed=0)))
     assert inputs.shape[:2] == (2, 2) and targets.shape[0] == 4  # the second image's second row is padding
-    trainer = captioning.EveryCaptionOfEachImage(model)
+    trainer = captioning_training.EveryCaptionOfEachImage(model)
     logits = trainer([batch_images, inputs]).numpy()
     for row, (image, reference) in enumerate([(0, 0), (0, 1), (1, 0)]):  # the same as (image, caption) pairs
         pair = model([batch_images[image:image + 1], inputs[image, reference:reference + 1]]).numpy()
@@ -297,7 +300,7 @@ def test_backbone_weights_load_into_the_encoder(tmp_path):
     pretrained = zoo.create("lenet5", input_shape=IMAGE_SHAPE)
     pretrained.save(tmp_path / "lenet5.keras")
     model = small_captioner()
-    captioning._load_backbone_weights(model, str(tmp_path / "lenet5.keras"))
+    captioning_training._load_backbone_weights(model, str(tmp_path / "lenet5.keras"))
     np.testing.assert_array_equal(model.encoder.get_layer("lenet5").get_layer("c1").kernel.numpy(),
                                   pretrained.get_layer("c1").kernel.numpy())
 
@@ -338,8 +341,6 @@ def test_export_round_trip_in_a_fresh_tensorflow_process(trained_run, tmp_path):
 
 
 def test_cli_captions_with_an_export(trained_run, tmp_path, capsys):
-    from zoo.cli.app import main
-
     captioning.export_captioner(trained_run[0], tmp_path / "serving", "colours", 1, beam_width=2)
     red, _ = write_images(tmp_path)
     for beam in ([], ["--beam", "1"], ["--beam", "2"]):  # the folder of versions: its latest
@@ -350,8 +351,6 @@ def test_cli_captions_with_an_export(trained_run, tmp_path, capsys):
 
 
 def test_cli_captions_images_and_reports_bad_paths(trained_run, tmp_path, capsys):
-    from zoo.cli.app import main
-
     out, _ = trained_run
     red, blue = write_images(tmp_path)
     assert main(["caption", str(out), str(red), str(blue), "--beam", "1"]) == 0
@@ -367,8 +366,6 @@ def test_cli_captions_images_and_reports_bad_paths(trained_run, tmp_path, capsys
 
 
 def test_zoo_export_of_a_captioning_run_gives_a_captioning_saved_model(trained_run, tmp_path, capsys):
-    from zoo.cli.app import main
-
     assert main(["export", str(trained_run[0]), "--out", str(tmp_path / "serving"), "--name", "captions"]) == 0
     assert "captions (beam search)" in capsys.readouterr().out
     red, _ = write_images(tmp_path)

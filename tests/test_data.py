@@ -8,7 +8,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from finetune import images as image_files
+from finetune.data import images as image_files
+from finetune.data import pipeline
 from finetune.data import load_captions, load_data, load_images, parse_spec, read_statistics
 from zoo.errors import ZooError
 from zoo.preprocessing import CAFFE
@@ -171,7 +172,8 @@ def test_augmentation_touches_training_batches_only_and_cache_keeps_it_random(tm
     plain = load_data(str(tmp_path), image_size=(8, 8, 3), batch_size=32, shuffle_buffer=0)
     bundle = load_data(str(tmp_path), image_size=(8, 8, 3), batch_size=32, augment=noise, cache=True,
                        shuffle_buffer=0)
-    first, second = (next(iter(bundle.train))[0].numpy() for _ in range(2))
+    epochs = iter(bundle.train.repeat())  # as training reads it: one batch per epoch here
+    first, second = (next(epochs)[0].numpy() for _ in range(2))
     assert first.max() > 255 and not np.array_equal(first, second)
     np.testing.assert_array_equal(next(iter(bundle.validation))[0], next(iter(plain.validation))[0])
 
@@ -375,25 +377,23 @@ def test_small_datasets_are_cached_decoded_unless_told_otherwise(tmp_path, monke
     """cache=None keeps decoded images in memory when they fit the budget: a second epoch then reads
     no file, so deleting the files after the first epoch changes nothing. Over the budget, or with
     cache=False, the second epoch reads the (now missing) files again."""
-    from finetune import data
-
     def epoch_labels(bundle):
         try:
             return sorted(int(label) for _, labels in bundle.train for label in labels.numpy())
         except tf.errors.OpError:
             return None
 
-    assert data.decoded_bytes({"train": 6, "validation": 2}, (8, 8, 3)) == 8 * 8 * 8 * 3
-    for name, cache, budget, expect_cached in (("auto", None, data.AUTO_CACHE_BYTES, True),
+    assert pipeline.decoded_bytes({"train": 6, "validation": 2}, (8, 8, 3)) == 8 * 8 * 8 * 3
+    for name, cache, budget, expect_cached in (("auto", None, pipeline.AUTO_CACHE_BYTES, True),
                                                ("over-budget", None, 8 * 8 * 8 * 3 - 1, False),
-                                               ("off", False, data.AUTO_CACHE_BYTES, False)):
-        monkeypatch.setattr(data, "AUTO_CACHE_BYTES", budget)
+                                               ("off", False, pipeline.AUTO_CACHE_BYTES, False)):
+        monkeypatch.setattr(pipeline, "AUTO_CACHE_BYTES", budget)
         root = tmp_path / name
         for label in ("a", "b"):
             (root / label).mkdir(parents=True)
             for index in range(4):
                 Image.fromarray(np.full((8, 8, 3), 40 * index, np.uint8)).save(root / label / f"{index}.png")
-        bundle = data.load_data(str(root), image_size=(8, 8, 3), batch_size=4, validation_fraction=0.25, cache=cache)
+        bundle = pipeline.load_data(str(root), image_size=(8, 8, 3), batch_size=4, validation_fraction=0.25, cache=cache)
         first = epoch_labels(bundle)
         assert first is not None and len(first) == 6
         for path in root.rglob("*.png"):

@@ -7,8 +7,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from finetune.data import load_captions
-from finetune.datasets import BUILTIN_DATASETS, drawing, zoo_shapes
-from finetune.datasets.zoo_shapes import ZooShapes
+from finetune.data.datasets import BUILTIN_DATASETS, drawing, zoo_shapes
+from finetune.data.datasets.zoo_shapes import ZooShapes
 
 CONFIGS = {config.name: config for config in zoo_shapes.BUILDER_CONFIGS}
 

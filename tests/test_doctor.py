@@ -14,12 +14,13 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from finetune import diagnostics, doctor, modeling, optim  # noqa: E402
-from finetune.config import FinetuneConfig  # noqa: E402
-from finetune.lr_find import RangeTest  # noqa: E402
-from finetune.run import finetune  # noqa: E402
-from finetune.trainer import Trainer  # noqa: E402
-from zoo.cli.app import main  # noqa: E402
+from finetune.practice import doctor  # noqa: E402
+from finetune.training import diagnostics, modeling, optim  # noqa: E402
+from finetune.training.config import FinetuneConfig  # noqa: E402
+from finetune.practice.lr_find import RangeTest  # noqa: E402
+from finetune.training.classification import finetune  # noqa: E402
+from finetune.training.classification import classifier_trainer  # noqa: E402
+from finetune.cli import main  # noqa: E402
 
 QUADRANTS = ("top_left", "top_right", "bottom_left", "bottom_right")
 
@@ -249,7 +250,7 @@ def test_a_non_finite_loss_ends_the_epoch_at_once():
     # The classic variant: tanh and average pooling carry NaN through (max pooling may drop it).
     config = FinetuneConfig(epochs=1, batch_size=4, image_size=32, channels=1, model_options={"variant": "classic"})
     model = modeling.build(config, 3, (32, 32, 1))
-    trainer = Trainer(model, config, tf.distribute.get_strategy(), steps_per_epoch=20)
+    trainer = classifier_trainer(model, config, tf.distribute.get_strategy(), steps_per_epoch=20)
     consumed = []
 
     def batches():

@@ -10,14 +10,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from finetune import modeling  # noqa: E402
-from finetune.config import FinetuneConfig  # noqa: E402
-from finetune.ensemble import build_ensemble, ensemble, load_members  # noqa: E402
-from finetune.inference import load_model  # noqa: E402
-from finetune.run import finetune, input_shape_for, load  # noqa: E402
-from finetune.trainer import evaluate  # noqa: E402
+from finetune.training import modeling  # noqa: E402
+from finetune.training.config import FinetuneConfig  # noqa: E402
+from finetune.practice.ensemble import build_ensemble, ensemble, load_members  # noqa: E402
+from finetune.serving.loading import load_model  # noqa: E402
+from finetune.training.classification import finetune  # noqa: E402
+from finetune.training.inputs import input_shape_for, load  # noqa: E402
+from finetune.training.evaluation import evaluate  # noqa: E402
 from test_doctor import image_folder  # noqa: E402
-from zoo.cli.app import main  # noqa: E402
+from finetune.cli import main  # noqa: E402
 from zoo.errors import ZooError  # noqa: E402
 
 

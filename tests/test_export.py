@@ -15,11 +15,12 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
-from finetune import export as export_module  # noqa: E402
-from finetune.export import export_model  # noqa: E402
-from finetune.inference import load_model, load_predictor  # noqa: E402
+from finetune.serving import export, staging  # noqa: E402
+from finetune.serving.export import export_model  # noqa: E402
+from finetune.serving.loading import load_model  # noqa: E402
+from finetune.serving.predictor import load_predictor  # noqa: E402
 from zoo import imagenet  # noqa: E402
-from zoo.cli.app import main  # noqa: E402
+from finetune.cli import main  # noqa: E402
 from zoo.preprocessing import CAFFE  # noqa: E402
 
 CLASS_NAMES = ["circle", "square", "triangle"]
@@ -83,7 +84,7 @@ def test_layout_labels_and_versions(run_folder, exported):
     assert json.loads((exported / "assets.extra" / "zoo.json").read_text())["preprocessing"]["name"] == "caffe"
     with pytest.raises(zoo.ZooError, match="already exists"):
         export_model(run_folder, exported.parent.parent, version=1)
-    assert export_module.next_version(exported.parent) == 2
+    assert staging.next_version(exported.parent) == 2
 
 
 def test_an_interrupted_export_leaves_nothing_behind(run_folder, tmp_path, monkeypatch):
@@ -91,7 +92,7 @@ def test_an_interrupted_export_leaves_nothing_behind(run_folder, tmp_path, monke
         (directory / "saved_model.pb").write_bytes(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export_module, "write_saved_model", interrupted)
+    monkeypatch.setattr(export, "write_saved_model", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export_model(run_folder, tmp_path, name="shapes")
     assert list((tmp_path / "shapes").iterdir()) == []

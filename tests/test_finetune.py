@@ -17,9 +17,9 @@ import tensorflow as tf
 from PIL import Image
 
 import zoo
-from finetune import devices, modeling
-from finetune.config import FinetuneConfig
-from finetune.run import finetune
+from finetune.training import modeling, precision
+from finetune.training.config import FinetuneConfig
+from finetune.training.classification import finetune
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 70, 230)}
 
@@ -125,31 +125,31 @@ def test_mixed_bfloat16_on_cpu_trains(folder):
 
 def test_auto_precision_picks_per_device(monkeypatch):
     strategy = tf.distribute.get_strategy()
-    monkeypatch.setattr(devices, "gpu_capabilities", lambda: [])
-    monkeypatch.setattr(devices, "cpu_has_bfloat16", lambda: False)
-    assert devices.precision_policy("auto", strategy) == "float32"  # bfloat16 would be emulated
-    assert devices.precision_policy("mixed", strategy) == "mixed_bfloat16"
-    monkeypatch.setattr(devices, "cpu_has_bfloat16", lambda: True)
-    assert devices.precision_policy("auto", strategy) == "mixed_bfloat16"
-    monkeypatch.setattr(devices, "gpu_capabilities", lambda: [(8, 0), (9, 0)])
-    assert devices.precision_policy("auto", strategy) == "mixed_float16"
-    monkeypatch.setattr(devices, "gpu_capabilities", lambda: [(8, 0), (6, 1)])  # one without tensor cores
-    assert devices.precision_policy("auto", strategy) == "float32"
-    assert devices.precision_policy("mixed", strategy) == "mixed_float16"
-    assert devices.precision_policy("float32", strategy) == "float32"
+    monkeypatch.setattr(precision, "gpu_capabilities", lambda: [])
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
+    assert precision.precision_policy("auto", strategy) == "float32"  # bfloat16 would be emulated
+    assert precision.precision_policy("mixed", strategy) == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)
+    assert precision.precision_policy("auto", strategy) == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "gpu_capabilities", lambda: [(8, 0), (9, 0)])
+    assert precision.precision_policy("auto", strategy) == "mixed_float16"
+    monkeypatch.setattr(precision, "gpu_capabilities", lambda: [(8, 0), (6, 1)])  # one without tensor cores
+    assert precision.precision_policy("auto", strategy) == "float32"
+    assert precision.precision_policy("mixed", strategy) == "mixed_float16"
+    assert precision.precision_policy("float32", strategy) == "float32"
     assert FinetuneConfig().precision == "auto"
 
 
 def test_cpu_bfloat16_flags_are_read_from_cpuinfo(monkeypatch, tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    real_path = devices.Path
-    monkeypatch.setattr(devices, "Path", lambda path: real_path(cpuinfo) if path == "/proc/cpuinfo" else real_path(path))
+    real_path = precision.Path
+    monkeypatch.setattr(precision, "Path", lambda path: real_path(cpuinfo) if path == "/proc/cpuinfo" else real_path(path))
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
-    assert not devices.cpu_has_bfloat16()
+    assert not precision.cpu_has_bfloat16()
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
-    assert devices.cpu_has_bfloat16()
+    assert precision.cpu_has_bfloat16()
     cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")  # Arm
-    assert devices.cpu_has_bfloat16()
+    assert precision.cpu_has_bfloat16()
 
 
 def test_xla_compiled_step_trains_like_the_plain_one(folder):
@@ -167,7 +167,7 @@ def test_augmentation_mixup_and_label_smoothing_train(folder):
 
 
 def run_zoo(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([sys.executable, "-m", "finetune", *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
 
@@ -176,7 +176,7 @@ FOLDER_ARGS = ["--image-size", "32", "--channels", "3", "--batch-size", "8", "--
 
 def test_resume_after_kill_records_each_epoch_once(folder, tmp_path):
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "zoo", "finetune", "lenet5", "--data", str(folder), "--epochs", "500", "--out",
+    args = [sys.executable, "-m", "finetune", "finetune", "lenet5", "--data", str(folder), "--epochs", "500", "--out",
             str(out), "--quiet", *FOLDER_ARGS]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -226,7 +226,7 @@ def test_multiworker_with_two_local_workers_trains_to_the_end(folder, tmp_path):
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "zoo", "finetune", "lenet5", "--data", str(folder), "--epochs", "2", "--out",
+            [sys.executable, "-m", "finetune", "finetune", "lenet5", "--data", str(folder), "--epochs", "2", "--out",
              str(out), "--quiet", "--strategy", "multiworker", *FOLDER_ARGS],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     for worker in workers:

@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from finetune.augment import PCALighting, RandomResizedCrop  # noqa: E402
+from finetune.data.augment import PCALighting, RandomResizedCrop  # noqa: E402
 from zoo.layers import LocalResponseNormalization  # noqa: E402
 from zoo.preprocessing import CAFFE, TORCH  # noqa: E402
 

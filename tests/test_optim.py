@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from finetune import optim
-from finetune.config import FinetuneConfig
+from finetune.training.config import FinetuneConfig
 from zoo.errors import ZooError
 
 

@@ -46,7 +46,7 @@ def test_unknown_option_and_bad_pooling_are_clear_errors():
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "finetune", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_cli_list_shows_every_model():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from finetune.datasets import BUILTIN_DATASETS
-from finetune.datasets import zoo_shape_captions as captions_module
-from finetune.datasets.zoo_shape_captions import ZooShapeCaptions
+from finetune.data.datasets import BUILTIN_DATASETS
+from finetune.data.datasets import zoo_shape_captions as captions_module
+from finetune.data.datasets.zoo_shape_captions import ZooShapeCaptions
 
 SPLITS = ("train", "validation", "test")
 SIZE_SYNONYMS = {"small": "small", "little": "small", "tiny": "small", "large": "large", "big": "large"}

@@ -9,11 +9,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from finetune import tune as tuning  # noqa: E402
-from finetune.config import FinetuneConfig  # noqa: E402
+from finetune.practice import tune as tuning  # noqa: E402
+from finetune.training.config import FinetuneConfig  # noqa: E402
 from test_doctor import image_folder  # noqa: E402
-from zoo.cli.app import main  # noqa: E402
-from zoo.cli.training import build_config  # noqa: E402
+from finetune.cli import main  # noqa: E402
+from finetune.cli.training import build_config  # noqa: E402
 from zoo.errors import ZooError  # noqa: E402
 
 

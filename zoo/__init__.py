@@ -4,23 +4,20 @@
     >>> zoo.list_models("resnet*")
     >>> model = zoo.create("resnet50", num_classes=10, input_shape=(128, 128, 3))
 
-The registry (and with it TensorFlow) is imported on first use, so `import zoo` stays light.
+Layers, bottom up: `errors`, `preprocessing` and `registry` (specs and lookups, data only);
+`layers` and `weights` (files, downloads, catalogues); `models` (one module per family, each
+registering its specs on import); `factory` (`create`: a model, with or without weights).
+The zoo knows nothing of training: that is the `finetune` kit built on it.
 """
 
-import importlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from zoo.errors import ZooError  # noqa: E402
+from zoo.registry import ModelSpec, PretrainedWeights, get_spec, info, list_models, register  # noqa: E402
+from zoo import models  # noqa: E402,F401  (registers every family)
+from zoo.factory import create  # noqa: E402
 
-_REGISTRY_NAMES = ("ModelSpec", "PretrainedWeights", "create", "info", "list_models", "register")
-
-__all__ = ["ZooError", *_REGISTRY_NAMES]
+__all__ = ["ModelSpec", "PretrainedWeights", "ZooError", "create", "get_spec", "info", "list_models", "register"]
 __version__ = "0.1.0"
-
-
-def __getattr__(name):
-    if name in _REGISTRY_NAMES:
-        return getattr(importlib.import_module("zoo.registry"), name)
-    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

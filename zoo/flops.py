@@ -26,6 +26,12 @@ import keras
 from keras import layers
 
 from zoo.errors import ZooError
+from zoo.factory import create
+
+try:  # Keras keeps its queue of variables to initialize in an internal module, with no public API
+    from keras.src.backend.common import global_state
+except ImportError:  # it moved: shapes-only builds fall back to ordinary builds
+    global_state = None
 
 # Layers that move or drop data but compute nothing.
 FREE = (
@@ -145,15 +151,10 @@ def shapes_only(name: str, **create_options):
         name: a registered model name.
         create_options: what `zoo.create` takes (input_shape, num_classes, include_top, ...).
     """
-    from zoo.registry import create
-
-    try:  # Keras internals: fall back to an ordinary build if they move
-        from keras.src.backend.common import global_state
-        from keras.src.backend.common.stateless_scope import StatelessScope
-    except ImportError:
+    if global_state is None:
         return create(name, **create_options)
     pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
-    with StatelessScope(initialize_variables=False):
+    with keras.StatelessScope(initialize_variables=False):
         model = create(name, **create_options)
     # The scope queues the new variables for the next scope that initializes; unqueue them, or the
     # next symbolic call anywhere would allocate this model's weights after all.

@@ -6,20 +6,18 @@ import functools
 import json
 import os
 
-from keras.src.applications import imagenet_utils
-
 from zoo.errors import ZooError
-from zoo.weights import fetch_keras_file, keras_cache_dir
+from zoo.weights.download import CACHE_SUBDIR, fetch_keras_file, keras_cache_dir
 
-# keras.applications passes this hash to get_file inline in decode_predictions
+# the file and MD5 keras.applications' decode_predictions downloads
+CLASS_INDEX_URL = "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json"
 CLASS_INDEX_HASH = "c2c37ea517e94d9795004a39431a14cb"
-CLASS_INDEX_URL = imagenet_utils.CLASS_INDEX_PATH
 CLASS_INDEX_FILE = os.path.basename(CLASS_INDEX_URL)
 
 
 def class_index_path() -> str:
     """Where the class index file lives in the Keras cache (it may not be there yet)."""
-    return os.path.join(keras_cache_dir(), "models", CLASS_INDEX_FILE)
+    return os.path.join(keras_cache_dir(), CACHE_SUBDIR, CLASS_INDEX_FILE)
 
 
 def class_names(download: bool = True) -> list[str] | None:

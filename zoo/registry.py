@@ -1,4 +1,9 @@
-"""One registry of model specs: it drives `zoo.create`, `zoo.info`, the CLI and the test sweep."""
+"""One registry of model specs: it drives `zoo.create`, `zoo.info`, the CLI and the test sweep.
+
+The registry is data: specs and lookups. Each family module in `zoo.models` registers its specs
+when it is imported (importing `zoo` imports them all); building a model, with or without
+weights, is `zoo.factory`'s job.
+"""
 
 from __future__ import annotations
 
@@ -79,13 +84,8 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def _load_families() -> None:
-    import zoo.models  # noqa: F401  (registers every family on import)
-
-
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names, sorted, optionally filtered by an fnmatch pattern such as "resnet*"."""
-    _load_families()
     names = sorted(_REGISTRY)
     if pattern:
         names = [name for name in names if fnmatch.fnmatch(name, pattern)]
@@ -94,7 +94,6 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 def get_spec(name: str) -> ModelSpec:
     """The spec of a model; an unknown name raises ZooError with the closest names."""
-    _load_families()
     base = name.split(".", 1)[0]
     if base in _REGISTRY:
         return _REGISTRY[base]
@@ -128,60 +127,3 @@ def resolve_input_shape(spec: ModelSpec, input_shape) -> tuple[int, int, int]:
             f"got {height}x{width}; use a larger --image-size"
         )
     return (int(height), int(width), int(channels))
-
-
-def create(
-    name: str,
-    *,
-    num_classes: int | None = None,
-    input_shape=None,
-    include_top: bool = True,
-    pooling: str | None = None,
-    weights: str | None = None,
-    **family_options,
-):
-    """Builds a registered model as a Keras functional model.
-
-    Args:
-        name: a registered name (`zoo.list_models()`), optionally with a weights tag ("resnet50.imagenet").
-        num_classes: size of the classifier; defaults to the model's (or the weights') number of classes.
-        input_shape: (height, width, channels) at or above the model's minimum, with 1 or 3 channels.
-        include_top: keep the classifier; without it the model ends at its last feature map.
-        pooling: with include_top=False, None (the feature map), "avg" or "max" (a vector per image).
-        weights: None (random initialization), a weights tag such as "imagenet", or a file path.
-        family_options: options of the family, such as `variant="modern"` for lenet5.
-    """
-    spec = get_spec(name)
-    if "." in name and weights is None:
-        weights = name.split(".", 1)[1]
-    if pooling not in POOLING_CHOICES:
-        raise ZooError(f"pooling must be one of None, 'avg', 'max', not {pooling!r}")
-    if num_classes is not None and num_classes < 1:
-        raise ZooError(f"num_classes must be at least 1, got {num_classes}")
-    unknown = set(family_options) - set(spec.options) - {"classifier_activation"}
-    if unknown:
-        allowed = ", ".join(sorted(spec.options)) or "none"
-        raise ZooError(f"{spec.name} has no option {', '.join(sorted(unknown))}; its options: {allowed}")
-    options = {**spec.options, **family_options}
-    if weights is not None:
-        from zoo import weights as weight_loading
-
-        return weight_loading.create_with_weights(
-            spec, weights, num_classes=num_classes, input_shape=input_shape,
-            include_top=include_top, pooling=pooling, options=options,
-        )
-    return build(spec, num_classes=num_classes, input_shape=input_shape,
-                 include_top=include_top, pooling=pooling, options=options)
-
-
-def build(spec: ModelSpec, *, num_classes=None, input_shape=None, include_top=True, pooling=None, options=None):
-    """Builds a randomly initialized model from its spec (no weights loaded)."""
-    shape = resolve_input_shape(spec, input_shape)
-    return spec.builder(
-        input_shape=shape,
-        num_classes=num_classes or spec.default_num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        name=spec.name,
-        **(options if options is not None else spec.options),
-    )

@@ -23,7 +23,8 @@ from keras import layers
 
 from zoo.errors import ZooError
 from zoo.preprocessing import Preprocessing
-from zoo.registry import ModelSpec, create, get_spec, register
+from zoo.factory import create
+from zoo.registry import ModelSpec, get_spec, register
 from zoo.text import SPECIAL_TOKENS
 
 RNN_LAYERS = {"lstm": layers.LSTM, "gru": layers.GRU}

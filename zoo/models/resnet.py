@@ -15,7 +15,7 @@ from keras import layers
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
 from zoo.preprocessing import CAFFE, TF_SYMMETRIC, TORCH
 from zoo.registry import ModelSpec, register
-from zoo.weights import imagenet_weights
+from zoo.weights.keras_applications import imagenet_weights
 
 BN_EPSILON = 1.001e-5
 STAGE_FILTERS = (64, 128, 256, 512)

@@ -11,7 +11,7 @@ from keras import layers
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
 from zoo.preprocessing import CAFFE, TORCH
 from zoo.registry import ModelSpec, register
-from zoo.weights import imagenet_weights
+from zoo.weights.keras_applications import imagenet_weights
 
 # convolutions per block; every block has 64, 128, 256, 512, 512 filters and ends in a 2x2 max pool
 CONFIGS = {

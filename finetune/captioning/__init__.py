@@ -1,0 +1,15 @@
+"""Image captioning (Show and Tell) on the kit's run machinery: training, BLEU, export.
+
+- `config`: every setting of a captioning run;
+- `inputs`: (image, caption) pairs for teacher forcing, from cached encoder features or images;
+- `training`: `train_captioner`, the captioning task of the shared trainer and epoch loop;
+- `evaluation`: corpus BLEU of greedy and beam-search captions (`bleu`), sample captions drawn;
+- `serving`: `load_captioner`, and `export_captioner` through the shared export stager.
+"""
+
+from finetune.captioning.config import CaptioningConfig
+from finetune.captioning.evaluation import evaluate_captioner
+from finetune.captioning.serving import export_captioner, load_captioner
+from finetune.captioning.training import train_captioner
+
+__all__ = ["CaptioningConfig", "evaluate_captioner", "export_captioner", "load_captioner", "train_captioner"]

@@ -1,0 +1,36 @@
+"""The `zoo` click group, and the error handling every subcommand shares."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from zoo.errors import ZooError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="keras-zoo")
+def cli():
+    """A zoo of classic CNNs and a kit to fine-tune, diagnose and serve them."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; errors the user can fix print one line and exit non-zero, without a traceback."""
+    try:
+        cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="zoo", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except ZooError as error:
+        click.echo(f"Error: {error}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    return 0

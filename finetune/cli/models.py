@@ -1,0 +1,68 @@
+"""`zoo list` and `zoo info`: what the zoo has."""
+
+import json
+
+import click
+
+import zoo
+from finetune.cli.app import cli
+
+
+def _format_table(headers, rows) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(headers, widths)).rstrip()]
+    lines.append("  ".join("-" * width for width in widths))
+    for row in rows:
+        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def _shape(shape) -> str:
+    return "x".join(str(dim) for dim in shape)
+
+
+def _gflops(flops) -> str:
+    return f"{flops / 1e9:.3g}" if flops is not None else "-"
+
+
+@cli.command("list")
+@click.argument("pattern", required=False)
+def list_command(pattern):
+    """List the models, optionally those matching PATTERN (e.g. 'resnet*')."""
+    names = zoo.list_models(pattern)
+    if not names:
+        raise zoo.ZooError(f"no model matches {pattern!r}; run `zoo list` to see every model")
+    rows = []
+    for name in names:
+        spec = zoo.info(name)
+        rows.append([
+            name, spec.family, f"{spec.num_params:,}", _gflops(spec.flops), _shape(spec.default_input_shape),
+            f"{spec.min_input_size}x{spec.min_input_size}", ", ".join(spec.weights) or "-",
+        ])
+    click.echo(_format_table(["name", "family", "parameters", "GFLOPs", "input", "min input", "weights"], rows))
+
+
+@cli.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON, without the layer summary.")
+@click.option("--no-summary", is_flag=True, help="Leave out the layer-by-layer summary.")
+def info_command(name, as_json, no_summary):
+    """Show a model's spec (family, paper, inputs, parameters, preprocessing, weights) and layers."""
+    summary = zoo.info(name).summary()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    width = max(len(key) for key in summary)
+    for key, value in summary.items():
+        if isinstance(value, list) and key.endswith("shape"):
+            value = _shape(value)
+        elif key == "flops":
+            value = f"{value:,} ({_gflops(value)} GFLOPs, forward, one image)" if value is not None else "-"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value:,}"
+        elif isinstance(value, (list, dict)):
+            value = json.dumps(value) if value else "-"
+        click.echo(f"{key.ljust(width)}  {value}")
+    if not no_summary:
+        click.echo()
+        zoo.create(name).summary(print_fn=lambda line, *args, **kwargs: click.echo(line))

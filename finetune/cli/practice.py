@@ -1,0 +1,106 @@
+"""`zoo doctor`, `zoo tune` and `zoo ensemble`: babysitting the learning process (CS231n)."""
+
+from __future__ import annotations
+
+import click
+
+from finetune.api import next_run_folder
+from finetune.cli.app import cli
+from finetune.cli.training import build_config, training_options
+from finetune.practice.doctor import FAIL, doctor
+from finetune.practice.ensemble import ensemble
+from finetune.practice.tune import tune
+from finetune.serving.export import export_model
+from finetune.training.runfolder import prepare
+from zoo.errors import ZooError
+
+
+@cli.command("doctor")
+@click.argument("model")
+@training_options
+@click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: runs/MODEL-doctor-N).")
+@click.option("--overfit-examples", type=int, default=20, show_default=True,
+              help="Examples the overfit test must memorize.")
+@click.option("--overfit-steps", type=int, default=300, show_default=True, help="Step budget of the overfit test.")
+@click.option("--lr-find-steps", type=int, default=100, show_default=True,
+              help="Steps of the learning-rate range test (0: skip it).")
+def doctor_command(model, out, overfit_examples, overfit_steps, lr_find_steps, **options):
+    """Sanity checks before a long run: initial loss, initialization, gradient flow, activations,
+    update/weight ratios, an overfit test and a learning-rate suggestion. Exits 1 if a check fails.
+
+    \b
+    Examples:
+      zoo doctor lenet5
+      zoo doctor resnet18 --data ./photos --lr 0.1 --optimizer sgd
+    """
+    config = build_config(model, options)
+    if overfit_examples < 1 or overfit_steps < 1 or lr_find_steps < 0:
+        raise ZooError("--overfit-examples and --overfit-steps must be positive, --lr-find-steps >= 0")
+    out = prepare(out or next_run_folder(f"{config.model}-doctor"), resume=False)
+    report = doctor(config, out, overfit_examples=overfit_examples, overfit_steps=overfit_steps,
+                    lr_find_steps=lr_find_steps)
+    for line in report.lines():
+        click.echo(line)
+    failed = [check.name for check in report.checks if check.status == FAIL]
+    if failed:
+        raise ZooError(f"{len(failed)} check(s) failed ({', '.join(failed)}): see the advice above")
+
+
+@cli.command("tune")
+@click.argument("model")
+@training_options
+@click.option("--trials", type=int, default=8, show_default=True, help="Training runs in all rounds together.")
+@click.option("--rounds", type=int, default=2, show_default=True,
+              help="Rounds of the search; each after the first narrows around the best trials so far.")
+@click.option("--budget-epochs", type=int, help="Epochs per trial (default: --epochs).")
+@click.option("--out", type=click.Path(file_okay=False), help="Search folder (default: runs/MODEL-tune-N); "
+              "run again with the same folder to continue an interrupted search.")
+def tune_command(model, trials, rounds, budget_epochs, out, **options):
+    """Random search (coarse to fine) over learning rate, weight decay, dropout, batch size,
+    augmentation and optimizer, judged on the validation split. Writes DIR/best/config.json.
+
+    \b
+    Examples:
+      zoo tune lenet5 --trials 8 --budget-epochs 5
+      zoo finetune lenet5 --config runs/lenet5-tune-1/best/config.json
+    """
+    config = build_config(model, options)
+    if budget_epochs is not None and budget_epochs < 1:
+        raise ZooError("--budget-epochs must be at least 1")
+    out = out or next_run_folder(f"{config.model}-tune")
+    result = tune(config, out, trials=trials, rounds=rounds, budget_epochs=budget_epochs)
+    if result.best is None:
+        raise ZooError(f"every trial failed (see {out}/results.csv): lower --lr and run zoo doctor")
+    click.echo(f"Results: {out}/results.csv, {out}/results.png. Train it in full with:\n"
+               f"  zoo finetune {config.model} --config {out}/best/config.json")
+
+
+@cli.command("ensemble")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--data", help="Data spec to evaluate on (default: the runs' own data).")
+@click.option("--split", type=click.Choice(["validation", "test"]), default="validation", show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--max-examples", type=int, help="Use at most this many examples per split.")
+@click.option("--out", type=click.Path(file_okay=False), help="The ensemble's run folder (default: runs/ensemble-N).")
+@click.option("--export", "export_base", type=click.Path(file_okay=False),
+              help="Also export the ensemble as one SavedModel under this TF Serving base folder.")
+@click.option("--name", help="The exported model's name (default: the ensemble folder's).")
+def ensemble_command(runs, data, split, batch_size, max_examples, out, export_base, name):
+    """Average the predicted probabilities of several RUNS (run folders); report each run's and the
+    ensemble's accuracy, and leave the ensemble as a run folder (and a SavedModel with --export).
+
+    \b
+    Examples:
+      zoo ensemble runs/lenet5-1 runs/lenet5-2 runs/lenet5-3
+      zoo ensemble runs/a runs/b --split test --export serving
+    """
+    out = out or next_run_folder("ensemble")
+    result = ensemble(runs, out, data=data, split=split, batch_size=batch_size, max_examples=max_examples)
+    width = max(len(member["source"]) for member in result.members)
+    click.echo(f"{split} accuracy:")
+    for member in result.members:
+        click.echo(f"  {member['source']:{width}}  {member['accuracy']:.4f}")
+    click.echo(f"  {'ensemble':{width}}  {result.ensemble['accuracy']:.4f}  ({result.gain:+.4f} over the runs' mean)")
+    click.echo(f"Ensemble run folder: {out}")
+    if export_base:
+        click.echo(f"Exported to {export_model(out, export_base, name=name)}")

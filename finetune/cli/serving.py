@@ -1,0 +1,139 @@
+"""`zoo import`, `zoo export` and `zoo predict`: pretrained weights in, SavedModel out, predictions."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+from pathlib import Path
+
+import click
+
+import zoo
+from finetune import api, files
+from finetune.cli.app import cli
+from finetune.serving.predictor import load_predictor
+from zoo.errors import ZooError
+
+
+class _EchoHandler(logging.Handler):
+    def emit(self, record):
+        prefix = "Warning: " if record.levelno >= logging.WARNING else "Note: "
+        click.echo(prefix + record.getMessage(), err=True)
+
+
+@contextlib.contextmanager
+def _notes_on_stderr():
+    """Shows the weight loader's notes and the model loader's warnings while a command runs."""
+    handler = _EchoHandler(level=logging.INFO)
+    loggers = [logging.getLogger(name) for name in ("zoo.weights", "finetune.serving", "finetune.api")]
+    saved_levels = [each.level for each in loggers]
+    for each in loggers:
+        each.addHandler(handler)
+        each.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for each, level in zip(loggers, saved_levels):
+            each.removeHandler(handler)
+            each.setLevel(level)
+
+
+@cli.command("import")
+@click.argument("name")
+@click.option("--weights", required=True,
+              help="A weights tag of the model (e.g. 'imagenet'), or a .keras, .weights.h5 or Keras "
+                   "Applications .h5 file.")
+@click.option("--num-classes", type=click.IntRange(min=1),
+              help="Classifier size; another size than the weights' re-initializes the classifier.")
+@click.option("--input-size", type=click.IntRange(min=1), help="Input height and width in pixels.")
+@click.option("--channels", type=click.Choice(["1", "3"]),
+              help="Input channels; the first convolution is adapted when the weights have the other number.")
+@click.option("--no-top", is_flag=True, help="Leave out the classifier; the model ends at its features.")
+@click.option("--pooling", type=click.Choice(["avg", "max"]), help="With --no-top: pool the features to a vector.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .keras file to write.")
+def import_command(name, weights, num_classes, input_size, channels, no_top, pooling, out):
+    """Build model NAME with pretrained weights and save it as a .keras file."""
+    if out.suffix != ".keras":
+        raise ZooError(f"--out must name a .keras file, not {out}")
+    input_shape = None
+    if input_size or channels:
+        height, width, default_channels = zoo.info(name).default_input_shape
+        input_shape = (input_size or height, input_size or width, int(channels or default_channels))
+    with _notes_on_stderr():
+        model = zoo.create(name, weights=weights, num_classes=num_classes, input_shape=input_shape,
+                           include_top=not no_top, pooling=pooling)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files.save_model_atomically(model, out)
+    shape = "x".join(str(dim) for dim in model.input_shape[1:])
+    click.echo(f"Wrote {out}: {model.name} with {weights} weights, input {shape}, output "
+               f"{tuple(model.output_shape[1:])}, {model.count_params():,} parameters")
+
+
+@cli.command("export")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "base_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The TF Serving base folder; the export goes to OUT/NAME/VERSION.")
+@click.option("--name", help="The served model's name (default: the run folder's or the file's name).")
+@click.option("--version", type=click.IntRange(min=1), help="The version number (default: the next one).")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="How many classes the 'classes' and 'scores' outputs hold.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Class names, one per line.")
+def export_command(source, base_dir, name, version, top_k, labels):
+    """Export SOURCE (a .keras file or a run folder) as a SavedModel for TF Serving."""
+    captioner = api.task_of(source) == api.CAPTIONING
+    with _notes_on_stderr():
+        path = api.export(source, base_dir, name=name, version=version, top_k=top_k, labels=labels)
+    click.echo(f"Exported {source} to {path}")
+    if captioner:
+        click.echo("  serving_default: images (encoded JPEG/PNG bytes, [N]) -> captions (beam search)")
+        click.echo("  greedy:          images (encoded JPEG/PNG bytes, [N]) -> captions (greedy search)")
+    else:
+        click.echo("  serving_default: images (encoded JPEG/PNG bytes, [N]) -> classes, scores, probabilities")
+        click.echo("  serve_pixels:    images (uint8 [N, height, width, channels]) -> classes, scores, probabilities")
+
+
+def _write_predictions(predictions, path: Path) -> None:
+    if path.suffix == ".json":
+        rows = [{"image": each.image, "predictions": [{"class": name, "probability": score}
+                                                      for name, score in zip(each.classes, each.scores)]}
+                for each in predictions]
+        path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf8")
+        return
+    with path.open("w", newline="", encoding="utf8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["image", "rank", "class", "probability"])
+        for each in predictions:
+            for rank, (name, score) in enumerate(zip(each.classes, each.scores), start=1):
+                writer.writerow([each.image, rank, name, f"{score:.6f}"])
+
+
+@cli.command("predict")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes shown per image.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the predictions to a .csv or .json file.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Class names, one per line.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+def predict_command(source, images, top_k, output, labels, batch_size):
+    """Classify IMAGES with SOURCE: a .keras file, a run folder or an exported SavedModel."""
+    if output is not None and output.suffix not in (".csv", ".json"):
+        raise ZooError(f"--output must end in .csv or .json, not {output.name}")
+    api.require_task(source, api.CLASSIFICATION, "caption its images with `zoo caption`")
+    with _notes_on_stderr():
+        predictor = load_predictor(source, labels)
+    predictions, skipped = predictor.predict_files(images, top_k=top_k, batch_size=batch_size)
+    for path, reason in skipped:
+        click.echo(f"Skipped {path}: {reason}", err=True)
+    if not predictions:
+        raise ZooError("none of the images could be read")
+    width = max(len(name) for each in predictions for name in each.classes)
+    for each in predictions:
+        click.echo(each.image)
+        for rank, (name, score) in enumerate(zip(each.classes, each.scores), start=1):
+            click.echo(f"  {rank}. {name.ljust(width)}  {score:.4f}")
+    if output is not None:
+        _write_predictions(predictions, output)
+        click.echo(f"Wrote {len(predictions)} predictions to {output}")

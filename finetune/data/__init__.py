@@ -1,0 +1,17 @@
+"""The data layer: data specs resolved to tf.data streams for a zoo model, and augmentation.
+
+- `specs`: the data spec string (builtin:NAME, tfds:NAME[/CONFIG][:SPLIT], or a folder);
+- `source`, `tfds_sources`, `folders`: datasets as per-split streams of undecoded items;
+- `images`: image files checked before training and decoded in the pipeline;
+- `pipeline`: decoded, sized, cached, shuffled, batched streams (`load_data`);
+- `captions`: images with their captions, for the captioner (`load_captions`);
+- `augment`: training-time augmentation from Keras preprocessing layers;
+- `datasets`: the project's own datasets, real TFDS builders generated offline.
+"""
+
+from finetune.data.captions import CaptionBundle, load_captions
+from finetune.data.pipeline import DataBundle, load_data, load_images, read_statistics
+from finetune.data.specs import DataSpec, parse_spec
+
+__all__ = ["CaptionBundle", "DataBundle", "DataSpec", "load_captions", "load_data", "load_images", "parse_spec",
+           "read_statistics"]

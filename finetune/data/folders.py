@@ -1,0 +1,113 @@
+"""Class folders: a folder of class subfolders of images (optionally under train/, val/, test/),
+every file checked before training."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from finetune.data.images import check_files, summarize_skipped, IMAGE_EXTENSIONS
+from finetune.data.source import Source, read_and_decode
+from finetune.data.specs import DataSpec
+from zoo.errors import ZooError
+
+log = logging.getLogger(__name__)
+
+SPLIT_FOLDERS = {"train": ("train", "training"), "validation": ("val", "validation", "valid"), "test": ("test",)}
+
+
+@dataclasses.dataclass
+class FolderLayout:
+    class_names: list[str]
+    splits: dict[str, tuple[list[str], list[int]]]  # role -> (paths to read, labels)
+    skipped: list[tuple[str, str]]  # (path, reason); empty class folders too
+
+def _class_folders(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    found = {}
+    for role, names in SPLIT_FOLDERS.items():
+        for name in names:
+            if (root / name).is_dir():
+                found[role] = root / name
+                break
+    return found if "train" in found else {}
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+                  and not path.name.startswith("."))
+
+def scan_folder(root: Path) -> FolderLayout:
+    """Classes and checked image paths of `root`: class subfolders, or train/ (val/, test/) of them.
+
+    Classes are the training split's subfolders with at least one readable image; a folder
+    without any is reported and left out. Fewer than two classes is an error.
+    """
+    split_roots = _split_folders(root) or {"train": root}
+    train_root = split_roots["train"]
+    folder_names = [folder.name for folder in _class_folders(train_root)]
+    if not folder_names:
+        raise ZooError(f"{train_root} has no class subfolders: put each class's images in a "
+                       f"subfolder named after it (e.g. {root}/cats/1.jpg)")
+    candidates: list[tuple[str, str, Path]] = []  # (role, class folder name, file)
+    for role, folder in split_roots.items():
+        for class_folder in _class_folders(folder):
+            if class_folder.name not in folder_names:
+                raise ZooError(f"{class_folder} is a class that {train_root} does not have; "
+                               f"the splits must share their classes")
+            candidates += [(role, class_folder.name, path) for path in _image_files(class_folder)]
+    checked = check_files([str(path) for _, _, path in candidates])
+    if checked.converted:
+        log.info("Converted %d image(s) in %s that TensorFlow cannot decode directly or that are very large",
+                 checked.converted, root)
+    usable = [(candidates[index][0], candidates[index][1], path) for index, path in zip(checked.indices, checked.paths)]
+    in_train = {name for role, name, _ in usable if role == "train"}
+    class_names = [name for name in folder_names if name in in_train]
+    skipped = list(checked.skipped)
+    for name in folder_names:
+        if name not in in_train:
+            skipped.append((str(train_root / name), "class folder without readable images"))
+    if len(class_names) < 2:
+        raise ZooError(f"{train_root} has {len(class_names)} class folder(s) with readable images "
+                       f"({len(checked.skipped)} file(s) skipped): a classifier needs at least two classes, "
+                       f"each a subfolder of images")
+    orphans = sorted({(role, name) for role, name, _ in usable if name not in in_train})
+    if orphans:
+        role, name = orphans[0]
+        raise ZooError(f"{split_roots[role] / name} has images but {train_root / name} has no readable one: "
+                       f"add training images of {name!r} or remove the class")
+    splits = {role: ([], []) for role in split_roots}
+    for role, name, path in usable:
+        splits[role][0].append(path)
+        splits[role][1].append(class_names.index(name))
+    return FolderLayout(class_names, splits, skipped)
+
+
+def folder_source(spec: DataSpec, seed: int) -> Source:
+    root = Path(spec.name).expanduser()
+    if not root.exists():
+        hint = ""
+        if "/" not in spec.name and "\\" not in spec.name:
+            hint = f"; for a dataset write tfds:{spec.name} or builtin:NAME"
+        raise ZooError(f"no such folder: {root}{hint}")
+    if not root.is_dir():
+        raise ZooError(f"{root} is a file: a data folder holds one subfolder of images per class")
+    layout = scan_folder(root)
+    splits, sizes = {}, {}
+    for role, (paths, labels) in layout.splits.items():
+        # A seeded order, so that capped runs see every class and nothing depends on file names.
+        order = np.random.default_rng(seed).permutation(len(paths))
+        sizes[role] = len(paths)
+        splits[role] = tf.data.Dataset.from_tensor_slices((
+            tf.constant([paths[index] for index in order], tf.string),
+            tf.constant([labels[index] for index in order], tf.int32),
+        ))
+    if layout.skipped:
+        log.warning(summarize_skipped(layout.skipped, root))
+    return Source(splits, sizes, read_and_decode, layout.class_names, [path for path, _ in layout.skipped],
+                  str(root), files=True)

@@ -1,0 +1,249 @@
+"""Input pipelines: a data spec resolved to batched tf.data streams sized for a zoo model.
+
+Sources (`finetune.data.source`: TFDS datasets and class folders) give undecoded items per split;
+here they are decoded, fitted to the model's input (channels, size), kept in memory when small,
+shuffled, batched, augmented and preprocessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+
+import numpy as np
+import tensorflow as tf
+
+from finetune.data import images as image_files
+from finetune.data.folders import folder_source
+from finetune.data.source import AUTOTUNE, Source, cap, carve_validation, keep_small_items_in_memory, read_and_decode
+from finetune.data.specs import DataSpec, parse_spec, resolve_data_dir
+from finetune.data.tfds_sources import tfds_source
+from zoo.errors import ZooError
+
+log = logging.getLogger(__name__)
+
+# cache=None keeps the decoded, resized uint8 images in memory when all splits together take at most
+# this much: decoding then happens once, not every epoch (LeNet-5 on zoo_shapes/32 waited on PNG
+# decoding for ~40% of each epoch: scripts/bench_input.py).
+AUTO_CACHE_BYTES = 512 * 2**20
+STATISTICS_SAMPLE = 2000  # training images the mean/std and PCA statistics are estimated from
+STATISTICS_PIXEL_STRIDE = 7  # every 7th pixel of those is plenty
+LABEL_MODES = ("int", "categorical")
+
+
+def open_source(spec: DataSpec, data_dir, download, seed) -> Source:
+    if spec.kind == "folder":
+        return folder_source(spec, seed)
+    return tfds_source(spec, resolve_data_dir(data_dir), download)
+
+def fit_image(image, image_size):
+    """A decoded image converted to the model's channels (gray <-> RGB, alpha dropped) and resized
+    to (H, W), as uint8: cheap to cache and to shuffle, and exact for images already at size."""
+    height, width, channels = image_size
+    image = tf.convert_to_tensor(image)
+    if image.shape.rank == 2:
+        image = image[..., None]
+    present = image.shape[-1]
+    if present is None:
+        raise ZooError("images of unknown channel count; decode them with a fixed number of channels")
+    if present in (2, 4):  # gray or RGB with alpha: the alpha channel goes
+        image = image[..., : present - 1]
+        present -= 1
+    if channels == 1 and present == 3:
+        image = tf.image.rgb_to_grayscale(image)
+    elif channels == 3 and present == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    if image.dtype != tf.uint8:
+        image = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
+    if image.shape[0] != height or image.shape[1] != width:  # known only for fixed-size sources
+        resized = tf.image.resize(image, (height, width), antialias=True)
+        image = tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+    return tf.ensure_shape(image, (height, width, channels))
+
+def decode_items(source: Source, items: tf.data.Dataset, image_size) -> tf.data.Dataset:
+    """(item, target) -> (uint8 image fitted to `image_size`, target), decoding in parallel."""
+    fitted = items.map(lambda item, target: (fit_image(source.decode(item), image_size), target),
+                       num_parallel_calls=AUTOTUNE)
+    if source.files:
+        # A last guard for files changed since they were checked. Only there: over a stream whose
+        # reader itself fails (a TFDS file gone), ignore_errors would retry forever.
+        fitted = fitted.ignore_errors(log_warning=True)
+    return fitted
+
+def image_statistics(images: tf.data.Dataset, max_images: int = STATISTICS_SAMPLE) -> dict:
+    """Per-channel "mean"/"std" of pixels in [0, 255], and for RGB "pca_eigval"/"pca_eigvec" (columns,
+    largest first) of pixels in [0, 1], AlexNet's lighting noise; from the first `max_images` of a
+    stream of uint8 [H, W, C] images. Empty for an empty stream."""
+    pixels = []
+    for batch in images.take(max_images).batch(256):
+        batch = batch.numpy()
+        pixels.append(batch.reshape(-1, batch.shape[-1])[::STATISTICS_PIXEL_STRIDE])
+    if not pixels:
+        return {}
+    pixels = np.concatenate(pixels).astype(np.float64)
+    statistics = {"mean": pixels.mean(axis=0).tolist(), "std": pixels.std(axis=0).tolist()}
+    if pixels.shape[1] == 3:
+        eigval, eigvec = np.linalg.eigh(np.cov((pixels / 255.0).T))
+        order = np.argsort(eigval)[::-1]
+        statistics["pca_eigval"] = np.maximum(eigval[order], 0.0).tolist()
+        statistics["pca_eigvec"] = eigvec[:, order].tolist()
+    return statistics
+
+def _balanced_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """n / (classes x count) per class, as sklearn's "balanced"; 0 for a class without examples."""
+    counts = np.bincount(labels.astype(np.int64), minlength=num_classes)
+    total = counts.sum()
+    return {index: float(total / (num_classes * count)) if count else 0.0 for index, count in enumerate(counts)}
+
+@dataclasses.dataclass
+class DataBundle:
+    """The splits of a dataset as batched tf.data streams of (images float32 [B,H,W,C], labels)."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset | None
+    class_names: list[str]
+    sizes: dict[str, int]
+    description: str
+    skipped: list[str]
+    _train_images: tf.data.Dataset  # uint8, decoded and resized, unshuffled, before augmentation
+    _train_labels: tf.data.Dataset  # int labels of the same examples, images left undecoded
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @functools.cached_property
+    def statistics(self) -> dict:
+        """Pixel statistics of the training split only (see `image_statistics`), computed on first use."""
+        return image_statistics(self._train_images)
+
+    @functools.cached_property
+    def class_weights(self) -> dict[int, float]:
+        """Balanced class weights from the training labels, for `model.fit(class_weight=...)`."""
+        labels = np.concatenate([batch.numpy() for batch in self._train_labels.batch(4096)] or [np.zeros(0, int)])
+        return _balanced_weights(labels, self.num_classes)
+
+def check_image_size(image_size) -> tuple[int, int, int]:
+    try:
+        size = tuple(int(value) for value in image_size)
+    except (TypeError, ValueError):
+        size = ()
+    if len(size) != 3 or size[-1] not in (1, 3) or min(size[:2]) < 1:
+        raise ZooError(f"image_size must be (height, width, channels) with 1 or 3 channels, got {image_size}")
+    return size
+
+def decoded_bytes(sizes: dict[str, int], image_size) -> int:
+    """Memory that every split's decoded, resized uint8 images take together."""
+    height, width, channels = image_size
+    return sum(sizes.values()) * height * width * channels
+
+def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, preprocessing=None, augment=None,
+              validation_fraction: float = 0.2, seed: int = 0, data_dir: str | None = None, download: bool = True,
+              cache: bool | None = None, drop_remainder: bool = False, shuffle_buffer: int = 10000,
+              max_examples: int | None = None, label_mode: str = "int") -> DataBundle:
+    """Resolves `spec` and returns batched train/validation/test streams sized for a model.
+
+    Args:
+        spec: a data spec (module docstring); None means the built-in shapes.
+        image_size: (height, width, channels) the model takes; channels 1 or 3.
+        batch_size: the global batch size.
+        preprocessing: a zoo.preprocessing.Preprocessing applied last; None keeps pixels in [0, 255].
+        augment: fn(images, labels) -> (images, labels) for training batches, on pixels in [0, 255].
+        validation_fraction: held out of train, by `seed`, when the source has no validation split.
+        seed: the validation split, the order of folders' files and the training shuffle.
+        data_dir: where TFDS data is (see `resolve_data_dir`).
+        download: allow TFDS downloads; off, only prepared data is used (built-ins are still generated).
+        cache: keep decoded, resized uint8 images in memory (augmentation stays random per epoch);
+            None (the default) does so when they fit in AUTO_CACHE_BYTES.
+        drop_remainder: drop the last, partial training batch.
+        shuffle_buffer: 0 turns shuffling off (e.g. for evaluation or exact comparisons).
+        max_examples: at most this many examples per split.
+        label_mode: "int" or "categorical" (one-hot, as mixup and label smoothing need).
+    """
+    if label_mode not in LABEL_MODES:
+        raise ZooError(f"label_mode must be 'int' or 'categorical', not {label_mode!r}")
+    if batch_size < 1:
+        raise ZooError(f"batch_size must be at least 1, got {batch_size}")
+    image_size = check_image_size(image_size)
+    source = open_source(parse_spec(spec), data_dir, download, seed)
+    if len(source.class_names) < 2:
+        raise ZooError(f"{source.description} has {len(source.class_names)} class(es): a classifier needs at least two")
+    carve_validation(source, validation_fraction, seed)
+    cap(source, max_examples)
+    if cache is None:
+        cache = decoded_bytes(source.sizes, image_size) <= AUTO_CACHE_BYTES
+    if not cache:  # with `cache`, the decoded images are kept instead
+        keep_small_items_in_memory(source)
+    if source.sizes.get("train", 0) == 0:
+        raise ZooError(f"{source.description} has no training examples")
+    num_classes = len(source.class_names)
+    normalize = preprocessing.for_channels(image_size[-1]).layer() if preprocessing is not None else None
+
+    def decoded(items):
+        return decode_items(source, items, image_size)
+
+    def finish(images, training):
+        def to_model(batch_images, labels):
+            if label_mode == "categorical":
+                labels = tf.one_hot(labels, num_classes)
+            return tf.cast(batch_images, tf.float32), labels
+
+        batches = images.batch(batch_size, drop_remainder=drop_remainder and training).map(to_model)
+        if training and augment is not None:
+            batches = batches.map(augment, num_parallel_calls=AUTOTUNE)
+        if normalize is not None:
+            batches = batches.map(lambda batch_images, labels: (normalize(batch_images), labels),
+                                  num_parallel_calls=AUTOTUNE)
+        return batches.prefetch(AUTOTUNE)
+
+    def shuffled(dataset, role):
+        buffer = min(shuffle_buffer, max(source.sizes[role], 1))
+        return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+
+    streams = {}
+    for role, items in source.splits.items():
+        training = role == "train" and shuffle_buffer > 0
+        if cache:
+            images = decoded(items).cache()
+            images = shuffled(images, role) if training else images
+        else:  # shuffle paths or encoded bytes, not decoded images
+            images = decoded(shuffled(items, role) if training else items)
+        streams[role] = finish(images, role == "train")
+    sizes = {role: source.sizes[role] for role in ("train", "validation", "test") if role in source.sizes}
+    described = ", ".join(f"{role} {size}" for role, size in sizes.items())
+    return DataBundle(
+        train=streams["train"], validation=streams["validation"], test=streams.get("test"),
+        class_names=list(source.class_names), sizes=sizes,
+        description=f"{source.description} ({num_classes} classes; {described})",
+        skipped=source.skipped,
+        _train_images=decoded(source.splits["train"]).map(lambda image, label: image),
+        _train_labels=source.splits["train"].map(lambda item, label: label),
+    )
+
+def read_statistics(spec: str | None = None, *, image_size, validation_fraction: float = 0.2, seed: int = 0,
+                    data_dir: str | None = None, download: bool = True, max_examples: int | None = None) -> dict:
+    """The training split's pixel statistics (`DataBundle.statistics`) of a data spec, without training."""
+    return load_data(spec, image_size=image_size, validation_fraction=validation_fraction, seed=seed,
+                     data_dir=data_dir, download=download, max_examples=max_examples, shuffle_buffer=0).statistics
+
+def load_images(paths, image_size, preprocessing=None, batch_size: int = 64):
+    """Reads image files to predict on, checked like training data.
+
+    Returns (images float32 [N, H, W, C], the paths read, skipped (path, reason) pairs); images are
+    in [0, 255], or preprocessed when `preprocessing` (a zoo.preprocessing.Preprocessing) is given.
+    """
+    image_size = check_image_size(image_size)
+    paths = [str(path) for path in paths]
+    checked = image_files.check_files(paths)
+    if checked.skipped:
+        log.warning(image_files.summarize_skipped(checked.skipped, "the given images"))
+    if not checked.paths:
+        return np.zeros((0, *image_size), np.float32), [], checked.skipped
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(checked.paths, tf.string))
+    dataset = dataset.map(lambda path: fit_image(read_and_decode(path), image_size), num_parallel_calls=AUTOTUNE)
+    images = np.concatenate([batch.numpy() for batch in dataset.batch(batch_size)]).astype(np.float32)
+    if preprocessing is not None:
+        images = np.asarray(preprocessing.for_channels(image_size[-1]).layer()(images))
+    return images, [paths[index] for index in checked.indices], checked.skipped

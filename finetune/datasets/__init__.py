@@ -1,9 +1,0 @@
-"""The project's own datasets: real TFDS builders, generated locally and deterministically.
-
-Importing this package registers them with TFDS, so `tfds.load("zoo_shapes")` works too.
-"""
-
-from finetune.datasets.zoo_shape_captions import ZooShapeCaptions
-from finetune.datasets.zoo_shapes import ZooShapes
-
-BUILTIN_DATASETS = {"zoo_shapes": ZooShapes, "zoo_shape_captions": ZooShapeCaptions}

@@ -1,0 +1,84 @@
+"""The names of everything the kit writes, and the one way it writes a file: whole or not at all.
+
+A run folder (classification and captioning alike)::
+
+    config.json      every setting of the run ("task": "classification" or "captioning")
+    classes.json     classifiers: class names, input shape and preprocessing, for serving
+    captioner.json   captioners: the model's config, vocabulary included
+    history.csv      one row per completed epoch
+    metrics.json     the final evaluation (and the diagnosis of the curves)
+    best.keras       the model of the best validation loss; last.keras: of the last epoch
+    checkpoints/     model, optimizers and epoch together: what --resume continues from
+    logs/            TensorBoard scalars (logs/train, logs/validation)
+    curves.png, confusion.png, samples.png
+
+An export (TF Serving's layout, BASE/NAME/VERSION)::
+
+    saved_model.pb, variables/, assets/labels.txt, assets.extra/model.keras, assets.extra/zoo.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+# -- a run folder -------------------------------------------------------------------------------------
+CONFIG = "config.json"
+CLASSES = "classes.json"
+CAPTIONER_CONFIG = "captioner.json"
+HISTORY = "history.csv"
+METRICS = "metrics.json"
+BEST = "best.keras"
+LAST = "last.keras"
+RUN_MODELS = (BEST, LAST)  # what serving loads from a run folder, best first
+CHECKPOINTS = "checkpoints"
+LOGS = "logs"
+CURVES = "curves.png"
+CONFUSION = "confusion.png"
+SAMPLES = "samples.png"
+PREDICTIONS_CSV = "predictions.csv"
+PREDICTIONS_JSON = "predictions.json"
+ENSEMBLE = "ensemble.json"
+
+# -- an export -----------------------------------------------------------------------------------------
+SAVED_MODEL = "saved_model.pb"
+LABELS = "labels.txt"  # in an export's assets/: one class name per line, in output order
+EXPORT_EXTRA = Path("assets.extra")  # TF Serving ignores it: the Keras model and the kit's metadata
+EXPORT_KERAS_COPY = EXPORT_EXTRA / "model.keras"
+EXPORT_METADATA = EXPORT_EXTRA / "zoo.json"
+
+
+def write_atomically(path, text: str | bytes) -> None:
+    """Writes a file through a temporary sibling and a rename: readers see the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(text, bytes) else "w"
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, mode, **({} if isinstance(text, bytes) else {"encoding": "utf8"})) as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, values) -> None:
+    write_atomically(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
+
+
+def save_model_atomically(model, path) -> None:
+    """model.save to a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
+    os.close(handle)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

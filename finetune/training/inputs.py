@@ -1,0 +1,74 @@
+"""A classifier's data as a fine-tuning config asks for it: decoded and sized for the model,
+augmented in training, with the preprocessing of the model's weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+import zoo
+from finetune.data import augment as augmentation
+from finetune.data.pipeline import DataBundle, load_data
+from finetune.training.config import FinetuneConfig
+from zoo.errors import ZooError
+from zoo.preprocessing import Preprocessing
+
+
+def input_shape_for(config: FinetuneConfig) -> tuple[int, int, int]:
+    spec = zoo.info(config.model)
+    height, width, channels = spec.default_input_shape
+    if config.image_size:
+        height = width = config.image_size
+    return (height, width, config.channels or channels)
+
+
+def preprocessing_for(config: FinetuneConfig, channels: int) -> Preprocessing:
+    """The pixels-to-input convention: the pretrained weights' own, else the model's."""
+    spec = zoo.info(config.model)
+    weights = spec.weights.get(config.weights) if isinstance(config.weights, str) else None
+    chosen = weights.preprocessing if weights is not None else spec.preprocessing
+    return chosen.for_channels(channels)
+
+
+def uses_one_hot(config: FinetuneConfig) -> bool:
+    return bool(config.mixup or config.cutmix or config.label_smoothing)
+
+
+def load(config: FinetuneConfig, global_batch: int, drop_remainder: bool):
+    """The data as raw pixels, augmented and preprocessed in the pipeline.
+
+    Returns (bundle, train, validation, test, augmenting): the `DataBundle` and its batched
+    streams of (preprocessed images, labels); test is None without a test split.
+    """
+    shape = input_shape_for(config)
+    bundle: DataBundle = load_data(
+        config.data, image_size=shape, batch_size=global_batch, preprocessing=None, augment=None,
+        validation_fraction=config.validation_fraction, seed=config.seed, data_dir=config.data_dir,
+        download=config.download, cache=config.cache, drop_remainder=drop_remainder,
+        max_examples=config.max_examples, label_mode="categorical" if uses_one_hot(config) else "int",
+        shuffle_buffer=10_000 if config.shuffle else 0,
+    )
+    if bundle.num_classes < 2:
+        raise ZooError(f"{bundle.description}: at least two classes are needed to train a classifier")
+    statistics = bundle.statistics or {}
+    pca = None
+    if "pca_eigval" in statistics:
+        pca = (np.asarray(statistics["pca_eigval"]).tolist(), np.asarray(statistics["pca_eigvec"]).tolist())
+    settings = augmentation.resolve(config.augment, **config.augment_options)
+    augment_fn = augmentation.make_augment_fn(settings, shape[-1], bundle.num_classes, mixup=config.mixup,
+                                              cutmix=config.cutmix, pca=pca, seed=config.seed)
+    preprocess = preprocessing_for(config, shape[-1]).layer()
+
+    def train_map(images, labels):
+        if augment_fn is not None:
+            images, labels = augment_fn(images, labels)
+        return preprocess(images), labels
+
+    def eval_map(images, labels):
+        return preprocess(images), labels
+
+    autotune = tf.data.AUTOTUNE
+    train = bundle.train.map(train_map, num_parallel_calls=autotune).prefetch(autotune)
+    validation = bundle.validation.map(eval_map, num_parallel_calls=autotune).prefetch(autotune)
+    test = bundle.test.map(eval_map, num_parallel_calls=autotune).prefetch(autotune) if bundle.test is not None else None
+    return bundle, train, validation, test, augment_fn is not None

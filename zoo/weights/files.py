@@ -1,0 +1,187 @@
+"""Keras weight files read into arrays per layer, all with nothing executed:
+
+- legacy HDF5 weight files as keras.applications publishes them (``*_tf_dim_ordering_tf_kernels*.h5``)
+  and legacy whole-model ``.h5`` files, keyed by layer name (read with h5py);
+- the zoo's own ``.keras`` models, loaded with ``safe_mode=True`` (a Lambda layer is refused);
+- Keras 3 ``.weights.h5`` files of zoo models, keyed by Keras's saving paths (``conv2d_1``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+import h5py
+import keras
+import numpy as np
+
+from zoo.errors import ZooError
+
+# zoo.models.common.classifier names the final layer so, as keras.applications does
+CLASSIFIER_LAYER = "predictions"
+
+
+@dataclasses.dataclass
+class WeightFile:
+    """The arrays of a weights file, per layer, in the file's order.
+
+    ``layers`` is keyed by layer name, except in Keras 3 ``.weights.h5`` files, which store no layer
+    names: there the keys are Keras's saving paths (``conv2d_1``) and ``by_saving_path`` is set.
+    """
+
+    path: str
+    layers: dict[str, list[np.ndarray]]
+    by_saving_path: bool = False
+    input_shape: tuple[int, int, int] | None = None
+
+    @property
+    def num_classes(self) -> int | None:
+        """The classifier's size, where the file has one (in saving-path files: the last dense layer)."""
+        if not self.by_saving_path:
+            classifier = CLASSIFIER_LAYER if CLASSIFIER_LAYER in self.layers else None
+        else:
+            dense = {int(match.group(1) or 0): key for key in self.layers
+                     if (match := re.fullmatch(r"dense(?:_(\d+))?", key))}
+            classifier = dense[max(dense)] if dense else None
+        return int(self.layers[classifier][0].shape[-1]) if classifier else None
+
+
+def load_model_file(path: str) -> keras.Model:
+    """Loads a `.keras` model with safe_mode=True, so the file cannot run code.
+
+    Keras refuses Lambda layers and serialized Python functions in safe mode; only the zoo's
+    registered layers and Keras's own can be rebuilt.
+    """
+    if not str(path).endswith(".keras"):
+        raise ZooError(f"{path} is not a .keras model file")
+    if not os.path.isfile(path):
+        raise ZooError(f"no such file: {path}")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:
+        message = str(error)
+        if "safe_mode" in message or "Lambda" in message:
+            raise ZooError(
+                f"refusing to load {path}: it contains Python code (a Lambda layer or function) that "
+                f"would run on load. Rebuild the model without Lambda layers"
+            ) from None
+        raise ZooError(f"cannot load {path} as a Keras model: {message.splitlines()[0] if message else error!r}") from None
+
+
+def leaf_layers(model):
+    """The layers that hold weights, looking inside nested models."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from leaf_layers(layer)
+        elif layer.weights:
+            yield layer
+
+
+def _read_keras_model(path: str) -> WeightFile:
+    model = load_model_file(path)
+    layers = {layer.name: layer.get_weights() for layer in leaf_layers(model)}
+    return WeightFile(path, layers, input_shape=tuple(model.input_shape[1:]))
+
+
+def _text(value) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def _names_attribute(group, name: str) -> list[str]:
+    """A list of names stored as an HDF5 attribute; Keras splits long ones into name0, name1, ...
+    (an attribute holds at most 64 KiB)."""
+    if name in group.attrs:
+        return [_text(value) for value in group.attrs[name]]
+    values, chunk = [], 0
+    while f"{name}{chunk}" in group.attrs:
+        values += [_text(value) for value in group.attrs[f"{name}{chunk}"]]
+        chunk += 1
+    return values
+
+
+def _read_legacy_h5(group, path: str) -> WeightFile:
+    layers = {}
+    for name in _names_attribute(group, "layer_names"):
+        weight_names = _names_attribute(group[name], "weight_names")
+        if weight_names:
+            layers[name] = [np.asarray(group[name][weight]) for weight in weight_names]
+    return WeightFile(path, layers)
+
+
+def save_legacy_weights(model, path) -> str:
+    """Writes a model's weights as a legacy HDF5 file keyed by layer name, the Keras Applications
+    format (`model.load_weights` of Keras 3 reads it back): per layer a group of datasets named
+    ``LAYER/VARIABLE``, and the names in ``layer_names`` / ``weight_names`` attributes."""
+    with h5py.File(path, "w") as file:
+        file.attrs["layer_names"] = [layer.name.encode("utf8") for layer in model.layers]
+        file.attrs["backend"] = keras.backend.backend().encode("utf8")
+        file.attrs["keras_version"] = keras.__version__.encode("utf8")
+        for layer in model.layers:
+            group = file.create_group(layer.name)
+            names = [f"{layer.name}/{_variable_name(variable)}" for variable in layer.weights]
+            group.attrs["weight_names"] = [name.encode("utf8") for name in names]
+            for name, value in zip(names, layer.get_weights()):
+                group.create_dataset(name, data=value)
+    return os.fspath(path)
+
+
+def _variable_name(variable) -> str:
+    """A variable's name with a ``:0`` suffix, as TF 2 Keras wrote them."""
+    name = variable.path.split("/")[-1] if hasattr(variable, "path") else variable.name
+    return name if name.endswith(":0") else f"{name}:0"
+
+
+def _read_keras3_h5(group, path: str) -> WeightFile:
+    layers = {}
+    for key, layer_group in group["layers"].items():
+        variables = layer_group.get("vars")
+        if variables is not None and len(variables):
+            layers[key] = [np.asarray(variables[index]) for index in sorted(variables, key=int)]
+    return WeightFile(path, layers, by_saving_path=True)
+
+
+def read_weight_file(path: str) -> WeightFile:
+    """Reads a `.keras`, Keras 3 `.weights.h5` or legacy `.h5` file into arrays per layer."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ZooError(f"no such weights file: {path}")
+    if path.endswith(".keras"):
+        return _read_keras_model(path)
+    try:
+        with h5py.File(path, "r") as file:
+            group = file["model_weights"] if "model_weights" in file else file
+            if "layer_names" in group.attrs or "layer_names0" in group.attrs:
+                return _read_legacy_h5(group, path)
+            if "layers" in group:
+                return _read_keras3_h5(group, path)
+    except OSError as error:
+        raise ZooError(f"{path} is not a weights file (.keras, .weights.h5 or .h5): {error}") from None
+    raise ZooError(f"{path} is an HDF5 file without Keras weights")
+
+
+def _snake_case(name: str) -> str:
+    """A class name as Keras's saving paths spell it ("BatchNormalization" -> "batch_normalization")."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _saving_paths(model) -> dict[str, str]:
+    """Layer name -> the key Keras 3 stores its weights under (class name in snake case, numbered)."""
+    used: dict[str, int] = {}
+    paths = {}
+    for layer in model.layers:
+        base = _snake_case(type(layer).__name__)
+        count = used.get(base, -1) + 1
+        used[base] = count
+        paths[layer.name] = f"{base}_{count}" if count else base
+    return paths
+
+
+def arrays_by_layer_name(weight_file: WeightFile, model) -> dict[str, list[np.ndarray]]:
+    """The file's arrays keyed by the model's layer names; unmatched entries keep their own keys."""
+    if not weight_file.by_saving_path:
+        return weight_file.layers
+    name_of = {key: name for name, key in _saving_paths(model).items()}
+    return {name_of.get(key, key): arrays for key, arrays in weight_file.layers.items()}
