@@ -53,15 +53,18 @@ def create(
 
 def build(spec: ModelSpec, *, num_classes=None, input_shape=None, include_top=True, pooling=None, options=None):
     """Builds a randomly initialized model from its spec (no weights loaded)."""
-    shape = resolve_input_shape(spec, input_shape)
-    return spec.builder(
-        input_shape=shape,
-        num_classes=num_classes or spec.default_num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        name=spec.name,
-        **(options if options is not None else spec.options),
-    )
+    shape = resolve_input_shape(spec, input_shape, include_top)
+    try:
+        return spec.builder(
+            input_shape=shape,
+            num_classes=num_classes or spec.default_num_classes,
+            include_top=include_top,
+            pooling=pooling,
+            name=spec.name,
+            **(options if options is not None else spec.options),
+        )
+    except ValueError as error:  # a family's option out of range, or a shape its layers cannot take
+        raise ZooError(f"cannot build {spec.name}: {error}") from None
 
 
 def create_with_weights(spec: ModelSpec, weights: str, *, num_classes, input_shape, include_top, pooling, options):

@@ -12,6 +12,8 @@ import difflib
 import fnmatch
 from typing import Any, Callable
 
+import numpy as np
+
 from zoo.errors import ZooError
 from zoo.preprocessing import Preprocessing
 
@@ -53,6 +55,11 @@ class ModelSpec:
     options: dict = dataclasses.field(default_factory=dict)
     weights: dict[str, PretrainedWeights] = dataclasses.field(default_factory=dict)
     test_input_size: int | None = None  # a small input for CI; defaults to the minimum
+    # the classifier flattens a feature map (LeNet, AlexNet, VGG): with its top, the model needs a
+    # fixed input height and width; the others pool globally and take any size
+    fixed_size_top: bool = False
+    # a shallower registered model built from the same blocks (resnet152: resnet50), or None
+    same_blocks_as: str | None = None
 
     def summary(self) -> dict:
         """A plain-data description, as `zoo info` prints it."""
@@ -107,8 +114,12 @@ def info(name: str) -> ModelSpec:
     return get_spec(name)
 
 
-def resolve_input_shape(spec: ModelSpec, input_shape) -> tuple[int, int, int]:
-    """Checks a requested (height, width, channels) against what the model can take."""
+def resolve_input_shape(spec: ModelSpec, input_shape, include_top: bool = True) -> tuple:
+    """Checks a requested (height, width, channels) against what the model can take.
+
+    Height and width may be None (any size, as keras.applications allows), except where the
+    classifier flattens a fixed-size feature map and the top is kept.
+    """
     if input_shape is None:
         return tuple(spec.default_input_shape)
     if isinstance(input_shape, int):
@@ -121,9 +132,15 @@ def resolve_input_shape(spec: ModelSpec, input_shape) -> tuple[int, int, int]:
     height, width, channels = input_shape
     if channels not in (1, 3):
         raise ZooError(f"{spec.name} takes 1- or 3-channel images, got {channels} channels")
-    if height < spec.min_input_size or width < spec.min_input_size:
+    sides = [side for side in (height, width) if side is not None]
+    if any(not isinstance(side, (int, np.integer)) or isinstance(side, bool) for side in sides):
+        raise ZooError(f"input_shape must hold whole numbers (or None for any size), got {input_shape}")
+    if any(side < spec.min_input_size for side in sides):
         raise ZooError(
             f"{spec.name} needs inputs of at least {spec.min_input_size}x{spec.min_input_size}, "
             f"got {height}x{width}; use a larger --image-size"
         )
-    return (int(height), int(width), int(channels))
+    if len(sides) < 2 and include_top and spec.fixed_size_top:
+        raise ZooError(f"{spec.name}'s classifier flattens a fixed-size feature map: give input_shape a height and "
+                       f"width, or build it with include_top=False to take any size")
+    return tuple(None if side is None else int(side) for side in (height, width)) + (int(channels),)

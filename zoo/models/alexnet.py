@@ -64,6 +64,7 @@ register(
         num_params=60_965_224,
         preprocessing=TORCH,
         flops=1_455_529_568,
+        fixed_size_top=True,
         options={"towers": 2, "dropout": 0.5},
     )
 )

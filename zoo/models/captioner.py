@@ -266,6 +266,8 @@ def captioner(input_shape, num_classes, include_top, pooling, name, **options):
     if not include_top:
         return build_encoder(options["backbone"], input_shape, pooling=pooling or options["encoder_pooling"],
                              trainable=options["train_encoder"], name=f"{name}_encoder")
+    if None in input_shape[:2]:
+        raise ZooError("a captioner resizes every image to one size: give input_shape a height and width")
     return Captioner(vocabulary_size=num_classes, image_shape=input_shape, name=name, **options)
 
 

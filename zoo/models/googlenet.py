@@ -69,6 +69,8 @@ def googlenet(input_shape, num_classes, include_top, pooling, name, batch_norm=F
     """
     if auxiliary and not include_top:
         raise ValueError("googlenet auxiliary heads need include_top=True")
+    if auxiliary and None in input_shape[:2]:
+        raise ValueError("googlenet auxiliary heads flatten a fixed-size feature map: give the input a height and width")
     if auxiliary and min(input_shape[:2]) < AUXILIARY_MIN_INPUT:
         raise ValueError(f"googlenet auxiliary heads need inputs of at least {AUXILIARY_MIN_INPUT}x{AUXILIARY_MIN_INPUT}")
     inputs = image_input(input_shape)

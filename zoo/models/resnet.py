@@ -147,6 +147,13 @@ PAPERS = {
     True: "He et al., Identity Mappings in Deep Residual Networks, ECCV 2016",
 }
 
+def _shallowest_with_the_same_blocks(name: str) -> str | None:
+    block, _, preactivation, _ = CONFIGS[name]
+    first = next(other for other, (other_block, _, other_preactivation, _) in CONFIGS.items()
+                 if (other_block, other_preactivation) == (block, preactivation))
+    return None if first == name else first
+
+
 for _name, (_block, _blocks, _preactivation, _params) in CONFIGS.items():
     register(
         ModelSpec(
@@ -163,5 +170,6 @@ for _name, (_block, _blocks, _preactivation, _params) in CONFIGS.items():
             preprocessing=TF_SYMMETRIC if _preactivation else (CAFFE if _block == "bottleneck" else TORCH),
             options={"config": _name},
             weights=imagenet_weights(_name),
+            same_blocks_as=_shallowest_with_the_same_blocks(_name),
         )
     )

@@ -82,9 +82,11 @@ for _config in CONFIGS:
                 default_num_classes=1000,
                 num_params=PARAMS[_name],
                 flops=FLOPS[_name],
+                fixed_size_top=True,
                 # vgg16/vgg19 share keras.applications' caffe convention, so its weights apply as they are
                 preprocessing=CAFFE if _config in ("vgg16", "vgg19") and not _batch_norm else TORCH,
                 options={"config": _config, "batch_norm": _batch_norm, "dropout": 0.5},
                 weights=imagenet_weights(_name),
+                same_blocks_as=None if _config == "vgg11" else ("vgg11_bn" if _batch_norm else "vgg11"),
             )
         )
