@@ -100,7 +100,7 @@ class Setup:
             set_precision(previous)
 
     def _build(self, config, strategy):
-        """The fine-tunable model as `finetune.run` builds it, with the first build's weights."""
+        """The fine-tunable model as `finetune.training.classification` builds it, with the first build's weights."""
         model = self._under_policy(config, strategy, lambda: modeling.build(config, NUM_CLASSES, (self.size, self.size, 3)))
         if self.initial is None:
             self.initial = model.get_weights()

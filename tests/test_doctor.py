@@ -14,7 +14,8 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from finetune.practice import checks, doctor  # noqa: E402
+from finetune.practice import checks as verdicts  # noqa: E402
+from finetune.practice import doctor  # noqa: E402
 from finetune.training import diagnostics, modeling, optim  # noqa: E402
 from finetune.training.config import FinetuneConfig  # noqa: E402
 from finetune.practice.lr_find import RangeTest  # noqa: E402
@@ -79,14 +80,14 @@ def test_learning_rate_10_is_flagged_with_lower_the_learning_rate(folder, tmp_pa
                  str(tmp_path / "doctor"), "--overfit-steps", "50", "--lr-find-steps", "20"])
     assert code == 1 and "check(s) failed" in capsys.readouterr().err
     report = json.loads((tmp_path / "doctor" / "doctor.json").read_text())
-    checks = {check["name"]: checks.Check(**check) for check in report["checks"]}
-    assert report["status"] == checks.FAIL
-    assert checks["initial loss"].status == checks.PASS  # the initialization is fine: only the rate is wrong
-    assert checks["update/weight ratio"].status == checks.FAIL
+    checks = {check["name"]: verdicts.Check(**check) for check in report["checks"]}
+    assert report["status"] == verdicts.FAIL
+    assert checks["initial loss"].status == verdicts.PASS  # the initialization is fine: only the rate is wrong
+    assert checks["update/weight ratio"].status == verdicts.FAIL
     assert "lower the learning rate" in checks["update/weight ratio"].advice
-    assert checks["overfit a small subset"].status == checks.FAIL
+    assert checks["overfit a small subset"].status == verdicts.FAIL
     assert "lower the learning rate" in checks["overfit a small subset"].advice
-    assert checks["learning rate"].status == checks.WARN and "high" in checks["learning rate"].advice
+    assert checks["learning rate"].status == verdicts.WARN and "high" in checks["learning rate"].advice
 
 
 # --- deliberately broken models, built directly ---------------------------------------------------------
@@ -117,15 +118,15 @@ def examine(build, lr=1e-3):
 
 def test_the_healthy_baseline_passes():
     checks = examine(multilayer_perceptron("relu", "he_normal"))
-    assert {name: check.status for name, check in checks.items()} == dict.fromkeys(checks, checks.PASS)
+    assert {name: check.status for name, check in checks.items()} == dict.fromkeys(checks, verdicts.PASS)
 
 
 def test_zero_initialization_is_flagged():
     checks = examine(multilayer_perceptron("relu", "zeros"))
-    assert checks["initialization"].status == checks.FAIL
+    assert checks["initialization"].status == verdicts.FAIL
     assert "zero or constant initialization" in checks["initialization"].advice
-    assert checks["gradient flow"].status == checks.FAIL and "no gradient" in checks["gradient flow"].summary
-    assert checks["overfit a small subset"].status == checks.FAIL
+    assert checks["gradient flow"].status == verdicts.FAIL and "no gradient" in checks["gradient flow"].summary
+    assert checks["overfit a small subset"].status == verdicts.FAIL
     # Zero weights have no update/weight ratio: the check defers to the initialization instead of
     # blaming the learning rate.
     assert "initialization" in checks["update/weight ratio"].advice
@@ -133,17 +134,17 @@ def test_zero_initialization_is_flagged():
 
 def test_sigmoid_everywhere_with_tiny_initialization_is_flagged():
     checks = examine(multilayer_perceptron("sigmoid", keras.initializers.RandomNormal(stddev=1e-3)))
-    assert checks["initialization"].status == checks.FAIL and "too small" in checks["initialization"].advice
-    assert checks["gradient flow"].status == checks.FAIL and "vanishing" in checks["gradient flow"].summary
+    assert checks["initialization"].status == verdicts.FAIL and "too small" in checks["initialization"].advice
+    assert checks["gradient flow"].status == verdicts.FAIL and "vanishing" in checks["gradient flow"].summary
     assert "avoid sigmoid" in checks["gradient flow"].advice
-    assert checks["activations"].status == checks.FAIL and "too small" in checks["activations"].advice
+    assert checks["activations"].status == verdicts.FAIL and "too small" in checks["activations"].advice
     assert "learning rate" not in checks["update/weight ratio"].advice.replace("judge the learning rate", "")
 
 
 def test_too_large_tanh_initialization_saturates_and_is_flagged():
     checks = examine(multilayer_perceptron("tanh", keras.initializers.RandomNormal(stddev=1.0)))
-    assert checks["initial loss"].status == checks.FAIL and "too large" in checks["initial loss"].advice
-    assert checks["activations"].status == checks.FAIL and "saturated" in checks["activations"].summary
+    assert checks["initial loss"].status == verdicts.FAIL and "too large" in checks["initial loss"].advice
+    assert checks["activations"].status == verdicts.FAIL and "saturated" in checks["activations"].summary
 
 
 def test_activation_statistics_tell_dead_relus_and_saturated_tanh():
@@ -161,19 +162,19 @@ def test_activation_statistics_tell_dead_relus_and_saturated_tanh():
 # --- the checks' thresholds --------------------------------------------------------------------------
 
 def test_initial_loss_threshold_is_half_of_ln_c():
-    assert checks.check_initial_loss(math.log(10) * 1.4, 10).status == checks.PASS
-    assert checks.check_initial_loss(math.log(10) * 1.6, 10).status == checks.FAIL
-    assert checks.check_initial_loss(math.log(10) * 0.4, 10).status == checks.WARN  # labels leaking?
-    assert checks.check_initial_loss(math.nan, 10).status == checks.FAIL
+    assert verdicts.check_initial_loss(math.log(10) * 1.4, 10).status == verdicts.PASS
+    assert verdicts.check_initial_loss(math.log(10) * 1.6, 10).status == verdicts.FAIL
+    assert verdicts.check_initial_loss(math.log(10) * 0.4, 10).status == verdicts.WARN  # labels leaking?
+    assert verdicts.check_initial_loss(math.nan, 10).status == verdicts.FAIL
 
 
 def test_update_ratio_band():
-    assert checks.check_update_ratios({"a": 1e-3, "b": 3e-3}).status == checks.PASS
-    assert checks.check_update_ratios({"a": 1e-6, "b": 1e-5}).status == checks.WARN
-    assert "too low" in checks.check_update_ratios({"a": 1e-6}).advice
-    assert checks.check_update_ratios({"a": 0.05}).status == checks.WARN
-    assert checks.check_update_ratios({"a": 2.0, "b": 1e-3, "c": 5.0}).status == checks.FAIL
-    assert checks.check_update_ratios({"a": 2.0, "b": 1e-3}, off_scale=["a"]).status == checks.PASS
+    assert verdicts.check_update_ratios({"a": 1e-3, "b": 3e-3}).status == verdicts.PASS
+    assert verdicts.check_update_ratios({"a": 1e-6, "b": 1e-5}).status == verdicts.WARN
+    assert "too low" in verdicts.check_update_ratios({"a": 1e-6}).advice
+    assert verdicts.check_update_ratios({"a": 0.05}).status == verdicts.WARN
+    assert verdicts.check_update_ratios({"a": 2.0, "b": 1e-3, "c": 5.0}).status == verdicts.FAIL
+    assert verdicts.check_update_ratios({"a": 2.0, "b": 1e-3}, off_scale=["a"]).status == verdicts.PASS
 
 
 def range_test(losses, suggestion=None):
@@ -183,15 +184,15 @@ def range_test(losses, suggestion=None):
 
 def test_learning_rate_check_reads_the_range_test():
     falling = range_test([2.3, 2.3, 2.2, 1.8, 1.2, 1.0, 3.0, 9.0], suggestion=1e-3)  # rates 1e-6 ... 1
-    assert checks.check_learning_rate(1e-3, falling).status == checks.PASS
-    assert "try --lr 0.001" in checks.check_learning_rate(1e-5, falling).advice  # 10x below the suggestion
-    assert checks.check_learning_rate(0.5, falling).status == checks.WARN  # where the loss rose
+    assert verdicts.check_learning_rate(1e-3, falling).status == verdicts.PASS
+    assert "try --lr 0.001" in verdicts.check_learning_rate(1e-5, falling).advice  # 10x below the suggestion
+    assert verdicts.check_learning_rate(0.5, falling).status == verdicts.WARN  # where the loss rose
     flat = range_test([2.3, 2.3, 2.29, 2.3, 2.31, 2.32, 2.8, 9.0], suggestion=1e-6)
-    assert checks.check_learning_rate(1e-3, flat).status == checks.PASS  # no evidence either way
-    assert "try --lr 5.2e-06" in checks.check_learning_rate(1.0, flat).advice  # a tenth of the minimum's rate
+    assert verdicts.check_learning_rate(1e-3, flat).status == verdicts.PASS  # no evidence either way
+    assert "try --lr 5.2e-06" in verdicts.check_learning_rate(1.0, flat).advice  # a tenth of the minimum's rate
     noisy_start = range_test([2.5, 2.45, 2.42, 2.4, 2.35, 2.3, 2.3, 2.6], suggestion=1e-7)  # dead at 1.0
-    assert "try --lr 0.0019" in checks.check_learning_rate(1.0, noisy_start).advice
-    assert checks.check_learning_rate(1e-3, range_test([])).status == checks.WARN
+    assert "try --lr 0.0019" in verdicts.check_learning_rate(1.0, noisy_start).advice
+    assert verdicts.check_learning_rate(1e-3, range_test([])).status == verdicts.WARN
 
 
 # --- the end-of-run diagnosis ---------------------------------------------------------------------------
