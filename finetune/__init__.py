@@ -20,6 +20,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from finetune.quiet import native_stderr_silenced  # noqa: E402
+from finetune.runtime import use_onednn  # noqa: E402
+
+use_onednn()  # before TensorFlow starts: it reads the setting once
 
 with native_stderr_silenced():
     import tensorflow  # noqa: F401  (started here, its native start-up messages kept quiet)

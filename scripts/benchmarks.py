@@ -36,7 +36,9 @@ if str(ROOT) not in sys.path:
 BENCHMARKS_FILE = ROOT / "BENCHMARKS.md"
 TITLE = ("# Benchmarks\n\nWritten by the scripts in `scripts/` (each replaces only its own section); "
          "rerun a section with the command it gives. Timings are medians of interleaved repetitions; "
-         "ratios are medians of per-round ratios, with their interquartile range.\n")
+         "ratios are medians of per-round ratios, with their interquartile range. Each section names the "
+         "machine it ran on; sections that differ by machine kind (avx2, avx512_bf16, amx, gpu: "
+         "`benchmarks.machine_kind`) carry the kind in their name.\n")
 TIE_TOLERANCE = 0.03  # ratios within 3% of 1 are a tie on a shared CPU
 
 
@@ -183,13 +185,36 @@ def _cpu_model() -> str:
 def _cpu_flags() -> list[str]:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
+            if line.startswith(("flags", "Features")):
                 flags = line.split(":", 1)[1].split()
-                wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+                wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile", "bf16")
                 return [flag for flag in wanted if flag in flags]
     except OSError:
         pass
     return []
+
+
+# The kinds of machine whose figures differ: what decides whether bfloat16 is native (AMX, AVX512-BF16,
+# Arm BF16) and whether TensorFlow turns oneDNN on by itself (it does where AVX-512 VNNI or newer is).
+MACHINE_KINDS = (
+    ("amx", ("amx_bf16",), "x86 with AMX (native bfloat16 matmul tiles)"),
+    ("avx512_bf16", ("avx512_bf16",), "x86 with AVX512-BF16 (native bfloat16)"),
+    ("avx512", ("avx512f",), "x86 with AVX-512, no native bfloat16"),
+    ("avx2", ("avx2",), "x86 with AVX2 only: no AVX-512, no native bfloat16"),
+    ("arm_bf16", ("bf16",), "Arm with BF16 (native bfloat16)"),
+)
+
+
+def machine_kind(flags: list[str] | None = None, gpus: list[str] | None = None) -> tuple[str, str]:
+    """(key, description) of this machine's kind, e.g. ("avx2", "x86 with AVX2 only: ..."); a GPU
+    machine is "gpu" whatever its CPU. The key names BENCHMARKS.md sections of that kind."""
+    if gpus:
+        return "gpu", f"GPU ({', '.join(gpus)})"
+    flags = _cpu_flags() if flags is None else flags
+    for key, needed, description in MACHINE_KINDS:
+        if all(flag in flags for flag in needed):
+            return key, description
+    return "other", "CPU without AVX2 or BF16"
 
 
 def _memory_gib() -> float | None:
@@ -221,20 +246,35 @@ def machine() -> dict:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     gpus = tf.config.list_physical_devices("GPU")
+    gpu_names = [gpu.name for gpu in gpus]
+    kind, kind_description = machine_kind(gpus=gpu_names)
+    log(f"machine kind: {kind} ({kind_description}); {_cpu_model()}")
     return {
         "cpu": _cpu_model(),
         "cpu_flags": _cpu_flags(),
+        "kind": kind,
+        "kind_description": kind_description,
         "cores": cores,
         "usable_cores": usable,
         "memory_gib": _memory_gib(),
         "load_average": load,
-        "gpus": [gpu.name for gpu in gpus],
+        "gpus": gpu_names,
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+        "onednn": _onednn_state(),
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     }
+
+
+def _onednn_state() -> str:
+    """Whether TensorFlow's oneDNN kernels are on in this process, and who decided: TensorFlow
+    turns them on by itself only on CPUs with AVX-512 VNNI or newer; TF_ENABLE_ONEDNN_OPTS overrides."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    state = "on" if _pywrap_util_port.IsMklEnabled() else "off"
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    return f"{state} (TF_ENABLE_ONEDNN_OPTS={setting})" if setting is not None else f"{state} (TensorFlow's default here)"
 
 
 def describe_machine(info: dict | None = None, peak_gflops: float | None = None) -> str:
@@ -242,6 +282,7 @@ def describe_machine(info: dict | None = None, peak_gflops: float | None = None)
     memory = f"{info['memory_gib']:.0f} GiB" if info["memory_gib"] else "unknown memory"
     flags = f" ({', '.join(info['cpu_flags'])})" if info["cpu_flags"] else ""
     lines = [
+        f"- machine kind: {info['kind']} ({info['kind_description']})" if "kind" in info else None,
         f"- machine: {info['cpu']}{flags}, {info['usable_cores']} of {info['cores']} cores usable, {memory}"
         + (f", GPUs: {', '.join(info['gpus'])}" if info["gpus"] else ", no GPU"),
         f"- load average when the run started: {info['load_average']:.1f}" if info["load_average"] is not None else None,
@@ -307,6 +348,15 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def read_section(section: str, path: Path = BENCHMARKS_FILE) -> str | None:
+    """The text of one script's section of BENCHMARKS.md (between its markers), or None."""
+    begin, end = f"<!-- begin {section} -->", f"<!-- end {section} -->"
+    text = path.read_text() if path.exists() else ""
+    if begin not in text or end not in text:
+        return None
+    return text.split(begin, 1)[1].split(end, 1)[0]
+
+
 def write_section(section: str, title: str, body: str, command: str | None = None,
                   path: Path = BENCHMARKS_FILE) -> None:
     """Replaces (or appends) one script's section of BENCHMARKS.md, leaving the others as they are.
@@ -333,10 +383,12 @@ def write_section(section: str, title: str, body: str, command: str | None = Non
         os.replace(temporary, path)
 
 
-def run_worker(argv: list[str], env: dict[str, str], timeout: float | None = None) -> str:
-    """Runs a helper process (for settings fixed at TensorFlow start-up) and returns its stdout."""
+def run_worker(argv: list[str], env: dict[str, str], timeout: float | None = None,
+               python: str | None = None) -> str:
+    """Runs a helper process (for settings fixed at TensorFlow start-up, or another framework's
+    interpreter `python`) and returns its stdout."""
     full_env = {**os.environ, **env}
-    result = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=full_env,
+    result = subprocess.run([python or sys.executable, *argv], capture_output=True, text=True, env=full_env,
                             timeout=timeout, cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"worker {' '.join(argv)} failed ({result.returncode}):\n{result.stderr[-3000:]}")

@@ -219,6 +219,15 @@ def test_diagnosis_of_the_curves():
     good = history([1.0, 0.3, 0.1, 0.08, 0.079], [0.7, 0.9, 0.97, 0.98, 0.98], [1.0, 0.35, 0.15, 0.12, 0.12],
                    [0.7, 0.9, 0.96, 0.97, 0.97])
     assert diagnostics.diagnose(good)["verdict"] == "good fit"
+    # Accuracies 6 points apart and the validation loss still at its best, but 5x the training loss:
+    # the model is far surer of its training examples than of new ones.
+    confident = history([1.0, 0.4, 0.15, 0.08, 0.06], [0.7, 0.88, 0.95, 0.98, 0.99], [1.0, 0.5, 0.35, 0.31, 0.30],
+                        [0.7, 0.85, 0.9, 0.92, 0.93])
+    assert diagnostics.diagnose(confident)["verdict"] == "overfitting"
+    assert "train loss 0.060, validation 0.300, 5.0x" in diagnostics.diagnose(confident)["message"]
+    tiny = history([0.5, 0.05, 0.01, 0.002, 0.001], [0.9, 0.99, 1.0, 1.0, 1.0], [0.5, 0.06, 0.012, 0.005, 0.004],
+                   [0.9, 0.99, 1.0, 1.0, 1.0])
+    assert diagnostics.diagnose(tiny)["verdict"] == "good fit"  # 4x, but of losses too small to matter
     as_read_from_csv = [{key: str(value) for key, value in row.items()} for row in good]
     assert diagnostics.diagnose(as_read_from_csv) == diagnostics.diagnose(good)
     assert diagnostics.diagnose(good[:2])["verdict"] == "too short"

@@ -17,6 +17,7 @@ import tensorflow as tf
 from PIL import Image
 
 import zoo
+from finetune import runtime
 from finetune.training import modeling, precision
 from finetune.training.config import FinetuneConfig
 from finetune.training.classification import finetune
@@ -131,6 +132,14 @@ def test_auto_precision_picks_per_device(monkeypatch):
     assert precision.precision_policy("mixed", strategy) == "mixed_bfloat16"
     monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)
     assert precision.precision_policy("auto", strategy) == "mixed_bfloat16"
+    # Native bfloat16 pays only for steps big enough: not LeNet-5's at 32x32, but ResNet-18's at 64x64.
+    lenet = precision.training_step_flops("lenet5", (32, 32, 1), 32)
+    resnet = precision.training_step_flops("resnet18", (64, 64, 3), 32)
+    assert lenet < precision.BFLOAT16_MIN_STEP_FLOPS < resnet
+    assert resnet == pytest.approx(3 * zoo.info("resnet18").flops * (64 / 224) ** 2 * 32)
+    assert precision.precision_policy("auto", strategy, lenet) == "float32"
+    assert precision.precision_policy("auto", strategy, resnet) == "mixed_bfloat16"
+    assert precision.precision_policy("mixed", strategy, lenet) == "mixed_bfloat16"  # asked for: given
     monkeypatch.setattr(precision, "gpu_capabilities", lambda: [(8, 0), (9, 0)])
     assert precision.precision_policy("auto", strategy) == "mixed_float16"
     monkeypatch.setattr(precision, "gpu_capabilities", lambda: [(8, 0), (6, 1)])  # one without tensor cores
@@ -140,16 +149,40 @@ def test_auto_precision_picks_per_device(monkeypatch):
     assert FinetuneConfig().precision == "auto"
 
 
-def test_cpu_bfloat16_flags_are_read_from_cpuinfo(monkeypatch, tmp_path):
+def fake_cpuinfo(monkeypatch, tmp_path, text: str) -> None:
     cpuinfo = tmp_path / "cpuinfo"
-    real_path = precision.Path
-    monkeypatch.setattr(precision, "Path", lambda path: real_path(cpuinfo) if path == "/proc/cpuinfo" else real_path(path))
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    cpuinfo.write_text(text)
+    real_path = runtime.Path
+    monkeypatch.setattr(runtime, "Path", lambda path: real_path(cpuinfo) if path == "/proc/cpuinfo" else real_path(path))
+
+
+def test_cpu_bfloat16_flags_are_read_from_cpuinfo(monkeypatch, tmp_path):
+    fake_cpuinfo(monkeypatch, tmp_path, "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
     assert not precision.cpu_has_bfloat16()
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    fake_cpuinfo(monkeypatch, tmp_path, "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
     assert precision.cpu_has_bfloat16()
-    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")  # Arm
+    fake_cpuinfo(monkeypatch, tmp_path, "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")  # Arm
     assert precision.cpu_has_bfloat16()
+
+
+def test_onednn_is_turned_on_for_avx2_cpus_unless_the_user_chose(monkeypatch, tmp_path):
+    fake_cpuinfo(monkeypatch, tmp_path, "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    environment = {}
+    runtime.use_onednn(environment)
+    assert environment == {runtime.ONEDNN_ENV: "1"}
+    chosen = {runtime.ONEDNN_ENV: "0"}
+    runtime.use_onednn(chosen)
+    assert chosen == {runtime.ONEDNN_ENV: "0"}
+    fake_cpuinfo(monkeypatch, tmp_path, "processor\t: 0\nFeatures\t: fp asimd\n")  # not x86: TensorFlow decides
+    environment = {}
+    runtime.use_onednn(environment)
+    assert environment == {}
+
+
+def test_auto_augmentation_shifts_in_full_mode_and_keeps_head_features_cacheable():
+    assert FinetuneConfig().augment == "auto" and FinetuneConfig().augment_preset() == "shift"
+    assert FinetuneConfig(mode="head").augment_preset() == "none"
+    assert FinetuneConfig(augment="light").augment_preset() == "light"
 
 
 def test_xla_compiled_step_trains_like_the_plain_one(folder):

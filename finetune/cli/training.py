@@ -18,7 +18,7 @@ from finetune.training.classification import finetune as train_classifier
 from finetune.training.config import FinetuneConfig
 from zoo.errors import ZooError
 
-AUGMENT_PRESETS = tuple(PRESETS)
+AUGMENT_PRESETS = ("auto", *PRESETS)
 
 def training_options(function):
     """The options `zoo finetune`, `zoo lr-find`, `zoo doctor` and `zoo tune` share."""
@@ -46,7 +46,8 @@ def training_options(function):
         click.option("--unfreeze-from", help="Full mode: unfreeze the backbone from this layer (prefix) on."),
         click.option("--early-stopping", type=int, help="Stop after this many epochs without validation gain."),
         click.option("--weights", help="Initial weights: imagenet, or a .keras / .weights.h5 / .h5 file."),
-        click.option("--augment", type=click.Choice(AUGMENT_PRESETS), help="Augmentation preset."),
+        click.option("--augment", type=click.Choice(AUGMENT_PRESETS), help="Augmentation preset; auto (default): "
+                     "shift (random translations) in full mode, none in head mode (backbone features cached)."),
         click.option("--mixup", type=float, help="Mixup alpha (0: off)."),
         click.option("--cutmix", type=float, help="CutMix factor (0: off)."),
         click.option("--max-examples", type=int, help="Use at most this many examples per split."),

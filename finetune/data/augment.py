@@ -23,6 +23,7 @@ IMAGENET_PCA_EIGVEC = (
 
 PRESETS = {
     "none": {},
+    "shift": {"translate": 0.1},  # right for any images, where flips are not (digits, text, arrows)
     "light": {"flip": True, "translate": 0.1},
     "standard": {"flip": True, "crop": 0.35, "rotate": 0.04, "translate": 0.1, "brightness": 0.2,
                  "contrast": 0.2, "saturation": 0.2},

@@ -22,7 +22,7 @@ from finetune.training.evaluation import evaluate
 from finetune.training.inputs import input_shape_for, load, preprocessing_for
 from finetune.training.loop import Epochs, run_epochs
 from finetune.training.objectives import Classification
-from finetune.training.precision import float32_model, precision, precision_policy
+from finetune.training.precision import float32_model, precision, precision_policy, training_step_flops
 from finetune.training.runfolder import RunFolder
 from finetune.training.trainer import Trainer, VariableGroup, loss_scaled
 from zoo.errors import ZooError
@@ -134,7 +134,8 @@ def finetune(config: FinetuneConfig | None, out=None, resume: bool = False, verb
         folder = RunFolder.create(out, resume=resume, writes=devices.is_chief(strategy),
                                   worker=devices.task_id(strategy))
     keras.utils.set_random_seed(config.seed)
-    with precision(precision_policy(config.precision, strategy)):
+    step_flops = training_step_flops(config.model, input_shape_for(config), config.batch_size)
+    with precision(precision_policy(config.precision, strategy, step_flops)):
         return _run(config, folder, resume, verbose, strategy)
 
 

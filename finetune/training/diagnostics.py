@@ -251,6 +251,11 @@ def monitor_for(config, model, dataset, writer) -> TrainingMonitor | None:
 OVERFIT_GAP = 0.10
 # Validation loss this far above its best, with the training loss still falling, is overfitting.
 VALIDATION_LOSS_RISE = 0.10
+# Validation loss over this many times the training loss is overfitting even with close accuracies
+# (train loss 0.006 and validation 0.42 came with accuracies 9 points apart), where it is also
+# OVERFIT_LOSS_EXCESS above it: two tiny losses (0.001 and 0.004) are no sign of it.
+OVERFIT_LOSS_RATIO = 2.0
+OVERFIT_LOSS_EXCESS = 0.05
 # A last epoch that still made this much of the loss's whole descent means the run stopped too early.
 STILL_IMPROVING = 0.05
 # Below this training accuracy, with no gap and no progress, the model underfits.
@@ -268,8 +273,9 @@ def diagnose(history: list[dict]) -> dict:
     """A verdict on a run from its history rows (loss, accuracy, val_loss, val_accuracy per epoch):
     {"verdict": overfitting | not converged | underfitting | good fit | too short, "message": ...}.
 
-    Order matters: a gap between train and validation says overfitting whatever else is true;
-    losses still falling at the end say train longer before judging capacity.
+    Order matters: a gap between train and validation (in accuracy, or validation loss a multiple of
+    the training loss) says overfitting whatever else is true; losses still falling at the end say
+    train longer before judging capacity.
     """
     rows = [{key: float(row[key]) for key in ("loss", "accuracy", "val_loss", "val_accuracy")} for row in history]
     if len(rows) < 3:
@@ -280,11 +286,15 @@ def diagnose(history: list[dict]) -> dict:
     best_epoch = int(np.argmin(val_losses))
     rise = val_losses[-1] / val_losses[best_epoch] - 1 if val_losses[best_epoch] > 0 else 0.0
     train_falling = last["loss"] < rows[best_epoch]["loss"]
+    ratio = last["val_loss"] / last["loss"] if last["loss"] > 0 else math.inf
+    losses_apart = ratio > OVERFIT_LOSS_RATIO and last["val_loss"] - last["loss"] > OVERFIT_LOSS_EXCESS
     accuracies = f"train accuracy {last['accuracy']:.3f}, validation {last['val_accuracy']:.3f}"
-    if gap > OVERFIT_GAP or (rise > VALIDATION_LOSS_RISE and train_falling):
+    losses = f"train loss {last['loss']:.3f}, validation {last['val_loss']:.3f}"
+    if gap > OVERFIT_GAP or losses_apart or (rise > VALIDATION_LOSS_RISE and train_falling):
         return {"verdict": "overfitting",
-                "message": f"overfitting ({accuracies}; validation loss best at epoch {best_epoch + 1}): "
-                           f"increase regularization (--weight-decay, --dropout, --augment) or get more data"}
+                "message": f"overfitting ({accuracies}; {losses}, {ratio:.1f}x; validation loss best at epoch "
+                           f"{best_epoch + 1}): increase regularization (--weight-decay, --dropout, --augment) "
+                           f"or get more data"}
     train_gain = _last_gain([row["loss"] for row in rows])
     val_gain = _last_gain(val_losses) if best_epoch == len(rows) - 1 else 0.0
     if max(train_gain, val_gain) > STILL_IMPROVING:
@@ -295,4 +305,4 @@ def diagnose(history: list[dict]) -> dict:
         return {"verdict": "underfitting",
                 "message": f"underfitting ({accuracies}, both low and close, the loss flat): more capacity or a "
                            "higher learning rate (a bigger model, fewer frozen layers, a higher --lr)"}
-    return {"verdict": "good fit", "message": f"good fit ({accuracies}): train and validation agree"}
+    return {"verdict": "good fit", "message": f"good fit ({accuracies}; {losses}): train and validation agree"}

@@ -54,7 +54,7 @@ def load(config: FinetuneConfig, global_batch: int, drop_remainder: bool):
     pca = None
     if "pca_eigval" in statistics:
         pca = (np.asarray(statistics["pca_eigval"]).tolist(), np.asarray(statistics["pca_eigvec"]).tolist())
-    settings = augmentation.resolve(config.augment, **config.augment_options)
+    settings = augmentation.resolve(config.augment_preset(), **config.augment_options)
     augment_fn = augmentation.make_augment_fn(settings, shape[-1], bundle.num_classes, mixup=config.mixup,
                                               cutmix=config.cutmix, pca=pca, seed=config.seed)
     preprocess = preprocessing_for(config, shape[-1]).layer()

@@ -1,0 +1,34 @@
+"""Settings TensorFlow reads once, as it starts: the kit applies them before its first import of it.
+
+TensorFlow turns its oneDNN kernels on by itself only on x86 CPUs with AVX-512 VNNI or newer
+(AVX512-BF16, AMX); on CPUs with AVX2 alone it leaves them off and runs convolutions on Eigen.
+There oneDNN's AVX2 kernels train the zoo's CNNs about twice as fast at the same accuracy, and
+infer as fast (BENCHMARKS.md, bench_peers), so the kit turns them on, unless the user set
+TF_ENABLE_ONEDNN_OPTS themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (x86 "flags", Arm "Features" in /proc/cpuinfo); empty where unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def use_onednn(environ=os.environ) -> None:
+    """Sets TF_ENABLE_ONEDNN_OPTS=1 on x86 CPUs with AVX2 when the user left it unset; it takes
+    effect only if TensorFlow has not started yet (it reads the setting once)."""
+    if ONEDNN_ENV not in environ and "avx2" in cpu_flags():
+        environ[ONEDNN_ENV] = "1"
