@@ -29,7 +29,7 @@ from finetune.serving.predictor import Prediction, load_predictor
 from finetune.training.classification import RunResult
 from finetune.training.classification import finetune as train_classifier
 from finetune.training.config import FinetuneConfig
-from finetune.training.runfolder import read_history
+from finetune.training.runfolder import check_writable, read_history
 from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,7 @@ def export(source, out, *, format: str = "savedmodel", name: str | None = None, 
     serving base folder OUT, as OUT/NAME/VERSION; returns that folder."""
     if format not in EXPORT_FORMATS:
         raise ZooError(f"unknown export format {format!r}; the formats are {', '.join(EXPORT_FORMATS)}")
+    check_writable(out, "the export")
     if task_of(source) == CAPTIONING:
         return export_captioner(source, out, name=name, version=version)
     return export_model(source, out, name=name, version=version, top_k=top_k, labels=labels)
