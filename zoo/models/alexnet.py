@@ -17,6 +17,7 @@ from zoo.layers import CeilModeMaxPooling2D, LocalResponseNormalization
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
 from zoo.preprocessing import TORCH
 from zoo.registry import ModelSpec, register
+from zoo.weights.catalogue import released_weights
 
 # (filters, kernel, stride, split across the two towers, LRN + overlapping pool after it)
 CONVOLUTIONS = [
@@ -108,5 +109,6 @@ register(
         flops=1_455_529_568,
         fixed_size_top=True,
         options={"variant": "paper", "towers": None, "dropout": 0.5},
+        weights=released_weights("alexnet"),
     )
 )

@@ -16,6 +16,7 @@ from zoo.layers import CeilModeMaxPooling2D, LocalResponseNormalization
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
 from zoo.preprocessing import TORCH
 from zoo.registry import ModelSpec, register
+from zoo.weights.catalogue import released_weights
 
 # Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj
 INCEPTION_FILTERS = {
@@ -158,5 +159,6 @@ register(
         preprocessing=TORCH,
         flops=3_191_832_832,
         options={"variant": "paper", "batch_norm": None, "auxiliary": False, "dropout": 0.4},
+        weights=released_weights("googlenet"),
     )
 )

@@ -21,6 +21,7 @@ from keras import layers
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
 from zoo.preprocessing import CAFFE, TF_SYMMETRIC, TORCH
 from zoo.registry import ModelSpec, register
+from zoo.weights.catalogue import released_weights
 from zoo.weights.keras_applications import imagenet_weights
 
 BN_EPSILON = 1.001e-5
@@ -222,7 +223,7 @@ for _name, (_block, _blocks, _preactivation, _params) in CONFIGS.items():
             # the keras.applications twins keep its conventions, so its weights apply as they are
             preprocessing=TF_SYMMETRIC if _preactivation else (CAFFE if _block == "bottleneck" else TORCH),
             options={"config": _name, "variant": "keras"},
-            weights=imagenet_weights(_name),
+            weights={**imagenet_weights(_name), **released_weights(_name)},
             same_blocks_as=_shallowest_with_the_same_blocks(_name),
         )
     )

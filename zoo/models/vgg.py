@@ -12,6 +12,7 @@ from keras import layers
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
 from zoo.preprocessing import CAFFE, TORCH
 from zoo.registry import ModelSpec, register
+from zoo.weights.catalogue import released_weights
 from zoo.weights.keras_applications import imagenet_weights
 
 # convolutions per block; every block has 64, 128, 256, 512, 512 filters and ends in a 2x2 max pool
@@ -89,7 +90,7 @@ for _config in CONFIGS:
                 preprocessing=CAFFE if _config in ("vgg16", "vgg19") and not _batch_norm else TORCH,
                 options={"config": _config, "batch_norm": _batch_norm, "dropout": 0.5,
                          **({"batch_norm_epsilon": 1e-3} if _batch_norm else {})},
-                weights=imagenet_weights(_name),
+                weights={**imagenet_weights(_name), **released_weights(_name)},
                 same_blocks_as=None if _config == "vgg11" else ("vgg11_bn" if _batch_norm else "vgg11"),
             )
         )

@@ -157,5 +157,9 @@ def caffe_arrays(layers: list[CaffeLayer]) -> dict[str, np.ndarray]:
     arrays = {}
     for layer in layers:
         for index, blob in enumerate(layer.blobs):
+            if index == 0 and layer.type == "InnerProduct" and blob.ndim == 4:
+                blob = blob.reshape(blob.shape[-2:])  # old files keep (1, 1, out, in)
+            elif index == 1:
+                blob = blob.reshape(-1)  # old files keep biases as (1, 1, 1, out)
             arrays[f"{layer.name}.{('weight', 'bias')[index] if index < 2 else f'blob{index}'}"] = blob
     return arrays
