@@ -120,11 +120,15 @@ def _resolve_keras_file(spec, path: str) -> ResolvedWeights:
     preprocessing = record.get("preprocessing")
     return ResolvedWeights(
         name=path, options=dict(record.get("options") or {}), num_classes=weight_file.num_classes,
-        input_shape=weight_file.input_shape,
-        preprocessing=Preprocessing(**{key: tuple(value) if isinstance(value, list) else value
-                                       for key, value in preprocessing.items()}) if preprocessing else None,
+        input_shape=weight_file.input_shape, preprocessing=preprocessing_from_dict(preprocessing) if preprocessing else None,
         class_names=record.get("class_names"), source=record.get("source"), weight_file=lambda model: weight_file,
     )
+
+
+def tag_of(spec, weights: str) -> str | None:
+    """The tag `weights` names ("tv_in1k" or "resnet18.tv_in1k"), or None."""
+    tag = weights.removeprefix(f"{spec.name}.")
+    return tag if tag in spec.weights else None
 
 
 def looks_like_path(weights: str) -> bool:
@@ -140,8 +144,8 @@ def resolve(spec, weights: str, *, include_top: bool = True, given: dict | None 
         build_reference: (options, num_classes, input_shape) -> a model, to convert a tag's file for.
     """
     given = given or {}
-    if weights in spec.weights:
-        return _resolve_tag(spec, weights, include_top, build_reference)
+    if tag_of(spec, weights):
+        return _resolve_tag(spec, tag_of(spec, weights), include_top, build_reference)
     if not looks_like_path(weights):
         tags = ", ".join(spec.weights) or "none"
         raise ZooError(
@@ -153,3 +157,41 @@ def resolve(spec, weights: str, *, include_top: bool = True, given: dict | None 
     if kind_of(weights) in (KERAS_MODEL, HDF5):
         return _resolve_keras_file(spec, weights)
     return _resolve_source(spec, weights, given)
+
+
+def describe(spec, weights: str, given: dict | None = None) -> dict:
+    """What `weights` expect, without loading them: the record a `.keras` file keeps (model,
+    weights, source, options, preprocessing as a dict or None for the model's own, class names).
+
+    Tags need no file; a PyTorch, safetensors or Caffe file is read to find its variant.
+    """
+    given = given or {}
+    if tag_of(spec, weights):
+        pretrained = spec.weights[tag_of(spec, weights)]
+        return ResolvedWeights(f"{spec.name}.{pretrained.tag}", dict(pretrained.options), pretrained.num_classes,
+                               pretrained.input_shape, pretrained.preprocessing, pretrained.class_names,
+                               pretrained.source, weight_file=None).record(spec.name)
+    if looks_like_path(weights) and os.path.isfile(weights) and kind_of(weights) not in (KERAS_MODEL, HDF5):
+        source = read_source_weights(weights)
+        options = source_options(spec, source, given)
+        preprocessing = converter_for(spec).preprocessing({**spec.options, **given, **options})
+        return ResolvedWeights(weights, options, None, None, preprocessing, None, source.format,
+                               weight_file=None).record(spec.name)
+    record = read_keras_metadata(weights) if looks_like_path(weights) and os.path.isfile(weights) else None
+    if record and record.get("model") == spec.name:
+        return record
+    return {"model": spec.name, "weights": weights, "source": None, "options": {}, "preprocessing": None,
+            "class_names": None}
+
+
+def weights_preprocessing(spec, weights: str | None, given: dict | None = None) -> Preprocessing:
+    """The pixel convention of `weights` (a tag or a file), else the model's own."""
+    if not weights:
+        return spec.preprocessing
+    recorded = describe(spec, weights, given).get("preprocessing")
+    return preprocessing_from_dict(recorded) if recorded else spec.preprocessing
+
+
+def preprocessing_from_dict(values: dict) -> Preprocessing:
+    """A Preprocessing from its `to_dict()` (as JSON files keep it, lists for tuples)."""
+    return Preprocessing(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
