@@ -4,7 +4,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import urllib.error
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -60,17 +59,6 @@ def keras_file(tmp_path_factory):
         return made[key]
 
     return make
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """An empty Keras cache in tmp_path, and any download attempt fails as it does without network."""
-    def refuse(*args, **kwargs):
-        raise urllib.error.URLError("no network in tests")
-
-    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", refuse)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    return tmp_path / "keras_home" / "models"
 
 
 @pytest.mark.parametrize("name, include_top, size", [("vgg16", False, 64), ("resnet50v2", False, 96),
