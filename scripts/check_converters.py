@@ -52,6 +52,7 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 CAFFE_ALEXNET_MEAN_BGR = np.array([104.007, 116.669, 122.679], np.float32)
 CAFFE_GOOGLENET_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
+CAFFE_INPUT_SCALE = 58.0  # Caffe's input is pixels minus the mean: ~255 x ImageNet's std times mean/std input
 INCEPTIONS = ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")
 
 
@@ -71,14 +72,6 @@ def random_pixels(size: int, count: int, seed: int) -> np.ndarray:
 
 
 # -- the source nets ------------------------------------------------------------------------------------
-def randomized(module: torch.nn.Module, seed: int) -> dict[str, list[int]]:
-    """Loads seeded random weights into a torch module; returns its keys and shapes, in order."""
-    shapes = {key: list(value.shape) for key, value in module.state_dict().items()}
-    arrays = random_arrays(shapes, seed)
-    module.load_state_dict({key: torch.from_numpy(np.asarray(array)) for key, array in arrays.items()})
-    return shapes
-
-
 def caffe_lrn(x):
     return F.local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=1.0)
 
@@ -213,30 +206,43 @@ def compare(label, name, path, pixels, source_logits, options=None):
             "source_probabilities": source_probabilities, "max_probability": float(source_probabilities.max())}
 
 
+def source_logits(case, size, num_classes, pixels, folder: Path, seed: int, output_scale: float):
+    """Builds the source net of `case` with seeded random weights, saves it as its library does and
+    runs it on the pixels: (logits, file, key shapes, Caffe layer order)."""
+    kind, caffe_order = case["kind"], None
+    input_scale = CAFFE_INPUT_SCALE if kind == "caffe" else 1.0
+    if kind in ("torchvision", "timm"):
+        module = case["build"](num_classes, size).eval()
+        shapes = {key: list(value.shape) for key, value in module.state_dict().items()}
+        arrays = random_arrays(shapes, seed, input_scale, output_scale)
+        module.load_state_dict({key: torch.from_numpy(np.asarray(array)) for key, array in arrays.items()})
+        path = folder / f"{case['label'].replace(' ', '_')}.{'pth' if kind == 'torchvision' else 'safetensors'}"
+        if kind == "torchvision":
+            torch.save(module.state_dict(), path)
+        else:
+            safetensors.torch.save_file({key: value.contiguous() for key, value in module.state_dict().items()}, str(path))
+        logits = module(case.get("input", torch_normalized)(pixels))
+    else:
+        shapes, caffe_order = case["caffe_shapes"](num_classes, size)
+        arrays = random_arrays(shapes, seed, input_scale, output_scale)
+        path = write_caffemodel(folder / f"{case['label'].replace(' ', '_')}.caffemodel",
+                                caffe_layers_from(arrays, caffe_order), v1=case.get("v1", False))
+        logits = case["forward"](arrays, caffe_input(pixels, case["mean"]))
+    return logits, path, shapes, caffe_order
+
+
 def check_case(case, size, num_classes, folder: Path, count=2, seed=SEED):
-    """Builds the source net of `case`, saves it, converts it; returns (row, fixture fields)."""
-    name, kind = case["model"], case["kind"]
+    """The source net of `case` against zoo.create on its saved file; returns (row, fixture fields).
+
+    The classifier's weights are scaled down so that the logits spread by about 2 (random nets'
+    logits can be large enough that every probability is 0 or 1, which would hide a wrong mapping)."""
     pixels = random_pixels(size, count, seed + 1)
     with torch.no_grad():
-        if kind in ("torchvision", "timm"):
-            module = case["build"](num_classes, size).eval()
-            shapes = randomized(module, seed)
-            path = folder / f"{case['label']}.{'pth' if kind == 'torchvision' else 'safetensors'}"
-            if kind == "torchvision":
-                torch.save(module.state_dict(), path)
-            else:
-                safetensors.torch.save_file({key: value.contiguous() for key, value in module.state_dict().items()},
-                                            str(path))
-            logits = module(case.get("input", torch_normalized)(pixels))
-            caffe_order = None
-        else:
-            shapes, caffe_order = case["caffe_shapes"](num_classes, size)
-            arrays = random_arrays(shapes, seed)
-            path = write_caffemodel(folder / f"{case['label']}.caffemodel", caffe_layers_from(arrays, caffe_order),
-                                    v1=case.get("v1", False))
-            logits = case["forward"](arrays, caffe_input(pixels, case["mean"]))
-        row = compare(case["label"], name, path, pixels, logits, case.get("options"))
-    row.update(model=name, size=size, format=kind, file=path.name)
+        logits, *_ = source_logits(case, size, num_classes, pixels, folder, seed, 1.0)
+        output_scale = max(1.0, round(float(logits.std()) / 2.0, 1))
+        logits, path, shapes, caffe_order = source_logits(case, size, num_classes, pixels, folder, seed, output_scale)
+    row = compare(case["label"], case["model"], path, pixels, logits, case.get("options"))
+    row.update(model=case["model"], size=size, format=case["kind"], file=path.name, output_scale=output_scale)
     keras.backend.clear_session()  # each case builds a large model: free the last one's graph
     return row, {"shapes": shapes, "pixels": pixels, "caffe_order": caffe_order}
 
@@ -344,7 +350,7 @@ def write_reader_fixtures(folder: Path) -> None:
 
 
 def print_table(rows) -> None:
-    print(f"\n| model | source | file | input | max abs difference of probabilities | top-1 equal | preprocessing |")
+    print("\n| model | source | file | input | max abs difference of probabilities | top-1 equal | preprocessing |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['model']} | {row['label'].split(' ', 1)[1]} | {row['file'].rsplit('.', 1)[1]} | "
@@ -381,12 +387,14 @@ def main(argv=None) -> int:
                     continue
                 row, fields = check_case(case, FIXTURE_CASES[case["label"]], FIXTURE_CLASSES, folder, count=1)
                 failed |= row["difference"] > TOLERANCE or not row["top1"]
-                print(f"fixture {row['label']:24s} {row['size']}px  max |dp| {row['difference']:.2e}", flush=True)
+                print(f"fixture {row['label']:24s} {row['size']}px  max |dp| {row['difference']:.2e}  (largest "
+                      f"probability {row['max_probability']:.3f})", flush=True)
                 save_fixture(CONVERTER_FIXTURES / f"{case['label'].replace(' ', '_')}.npz", model=case["model"],
                              options=case.get("options") or {}, file_format=case["kind"], seed=SEED,
                              shapes=fields["shapes"], pixels=fields["pixels"],
                              probabilities=row["source_probabilities"], preprocessing=row["preprocessing"],
-                             caffe_order=fields["caffe_order"])
+                             caffe_order=fields["caffe_order"], output_scale=row["output_scale"],
+                             input_scale=CAFFE_INPUT_SCALE if case["kind"] == "caffe" else 1.0)
             write_reader_fixtures(FIXTURES / "pytorch")
     if rows:
         print_table(rows)

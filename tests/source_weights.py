@@ -32,7 +32,8 @@ def _last_batch_norms_of_residual_branches(shapes) -> set[str]:
     return {f"{block}.bn{index}.weight" for block, index in last.items()}
 
 
-def random_arrays(shapes: dict[str, list[int]], seed: int) -> dict[str, np.ndarray]:
+def random_arrays(shapes: dict[str, list[int]], seed: int, input_scale: float = 1.0,
+                  output_scale: float = 1.0) -> dict[str, np.ndarray]:
     """Arrays for a source's keys, in order: He-uniform kernels, small biases, and BatchNorm with
     non-trivial statistics (gamma and variance in [0.5, 1.5], mean in [-0.2, 0.2]).
 
@@ -40,9 +41,16 @@ def random_arrays(shapes: dict[str, list[int]], seed: int) -> dict[str, np.ndarr
     input's size again and a ResNet-152's outputs would reach 1e12, every probability 0 or 1. As
     zero-init-residual does in training, the last BatchNorm of each residual branch gets a small
     gamma (0.05 to 0.15), which keeps the outputs where probabilities tell converters apart.
+    For the same reason the first kernel is divided by `input_scale` (Caffe's nets see pixels minus
+    the mean, about 58 times the size of mean/std-normalized input) and the classifier's (the last
+    kernel) by `output_scale`, which the script picks so that the logits spread by about 2.
     """
     rng = np.random.default_rng(seed)
     residual_ends = _last_batch_norms_of_residual_branches(shapes)
+    kernels = [key for key, shape in shapes.items() if len(shape) >= 2]
+    scales = {kernels[0]: input_scale} if kernels else {}
+    if kernels:
+        scales[kernels[-1]] = scales.get(kernels[-1], 1.0) * output_scale
 
     def uniform(low, high, shape):
         return (low + (high - low) * rng.random(shape, dtype=np.float32)).astype(np.float32)
@@ -63,7 +71,7 @@ def random_arrays(shapes: dict[str, list[int]], seed: int) -> dict[str, np.ndarr
         elif len(shape) == 1:
             arrays[key] = uniform(-0.1, 0.1, shape)
         else:
-            bound = math.sqrt(6.0 / math.prod(shape[1:]))
+            bound = math.sqrt(6.0 / math.prod(shape[1:])) / scales.get(key, 1.0)
             arrays[key] = uniform(-bound, bound, shape)
     return arrays
 
@@ -141,10 +149,11 @@ def caffe_layers_from(arrays: dict[str, np.ndarray], order: list[tuple[str, str]
 
 
 def save_fixture(path, *, model, options, file_format, seed, shapes, pixels, probabilities, preprocessing,
-                 caffe_order=None, note="") -> None:
+                 caffe_order=None, input_scale=1.0, output_scale=1.0) -> None:
     """A converter fixture: what regenerates the source weights, the pixels and the source net's outputs."""
     metadata = {"model": model, "options": options, "format": file_format, "seed": seed, "shapes": shapes,
-                "preprocessing": preprocessing, "caffe_order": caffe_order, "note": note}
+                "input_scale": input_scale, "output_scale": output_scale, "preprocessing": preprocessing,
+                "caffe_order": caffe_order}
     np.savez_compressed(path, metadata=np.array(json.dumps(metadata)), pixels=pixels,
                         probabilities=probabilities.astype(np.float32))
 
