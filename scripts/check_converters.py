@@ -52,7 +52,6 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 CAFFE_ALEXNET_MEAN_BGR = np.array([104.007, 116.669, 122.679], np.float32)
 CAFFE_GOOGLENET_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
-CAFFE_INPUT_SCALE = 58.0  # Caffe's input is pixels minus the mean: ~255 x ImageNet's std times mean/std input
 INCEPTIONS = ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")
 
 
@@ -209,12 +208,11 @@ def compare(label, name, path, pixels, source_logits, options=None):
 def source_logits(case, size, num_classes, pixels, folder: Path, seed: int, output_scale: float):
     """Builds the source net of `case` with seeded random weights, saves it as its library does and
     runs it on the pixels: (logits, file, key shapes, Caffe layer order)."""
-    kind, caffe_order = case["kind"], None
-    input_scale = CAFFE_INPUT_SCALE if kind == "caffe" else 1.0
+    kind, caffe_order, control = case["kind"], None, None
     if kind in ("torchvision", "timm"):
         module = case["build"](num_classes, size).eval()
         shapes = {key: list(value.shape) for key, value in module.state_dict().items()}
-        arrays = random_arrays(shapes, seed, input_scale, output_scale)
+        arrays = random_arrays(shapes, seed, output_scale=output_scale)
         module.load_state_dict({key: torch.from_numpy(np.asarray(array)) for key, array in arrays.items()})
         path = folder / f"{case['label'].replace(' ', '_')}.{'pth' if kind == 'torchvision' else 'safetensors'}"
         if kind == "torchvision":
@@ -224,11 +222,13 @@ def source_logits(case, size, num_classes, pixels, folder: Path, seed: int, outp
         logits = module(case.get("input", torch_normalized)(pixels))
     else:
         shapes, caffe_order = case["caffe_shapes"](num_classes, size)
-        arrays = random_arrays(shapes, seed, input_scale, output_scale)
+        arrays = random_arrays(shapes, seed, output_scale=output_scale)
         path = write_caffemodel(folder / f"{case['label'].replace(' ', '_')}.caffemodel",
                                 caffe_layers_from(arrays, caffe_order), v1=case.get("v1", False))
         logits = case["forward"](arrays, caffe_input(pixels, case["mean"]))
-    return logits, path, shapes, caffe_order
+        if "control" in case:
+            control = case["control"](arrays, caffe_input(pixels, case["mean"]))
+    return logits, path, shapes, caffe_order, control
 
 
 def check_case(case, size, num_classes, folder: Path, count=2, seed=SEED):
@@ -240,8 +240,11 @@ def check_case(case, size, num_classes, folder: Path, count=2, seed=SEED):
     with torch.no_grad():
         logits, *_ = source_logits(case, size, num_classes, pixels, folder, seed, 1.0)
         output_scale = max(1.0, round(float(logits.std()) / 2.0, 1))
-        logits, path, shapes, caffe_order = source_logits(case, size, num_classes, pixels, folder, seed, output_scale)
+        logits, path, shapes, caffe_order, control = source_logits(case, size, num_classes, pixels, folder, seed,
+                                                                   output_scale)
     row = compare(case["label"], case["model"], path, pixels, logits, case.get("options"))
+    if control is not None:  # how far the other Caffe AlexNet is: what a wrong variant would cost
+        row["control"] = float(np.max(np.abs(torch.softmax(control, -1).numpy() - row["source_probabilities"])))
     row.update(model=case["model"], size=size, format=case["kind"], file=path.name, output_scale=output_scale)
     keras.backend.clear_session()  # each case builds a large model: free the last one's graph
     return row, {"shapes": shapes, "pixels": pixels, "caffe_order": caffe_order}
@@ -310,11 +313,13 @@ CASES = [
     {"label": "alexnet bvlc", "model": "alexnet", "kind": "caffe", "v1": True, "mean": CAFFE_ALEXNET_MEAN_BGR,
      "caffe_shapes": lambda classes, size: (caffe_alexnet_shapes(classes, 256 * caffe_alexnet_side(size) ** 2),
                                             caffe_alexnet_order(False)),
-     "forward": lambda arrays, x: caffe_alexnet(arrays, x, caffenet=False)},
+     "forward": lambda arrays, x: caffe_alexnet(arrays, x, caffenet=False),
+     "control": lambda arrays, x: caffe_alexnet(arrays, x, caffenet=True)},
     {"label": "alexnet caffenet", "model": "alexnet", "kind": "caffe", "mean": CAFFE_ALEXNET_MEAN_BGR,
      "caffe_shapes": lambda classes, size: (caffe_alexnet_shapes(classes, 256 * caffe_alexnet_side(size) ** 2),
                                             caffe_alexnet_order(True)),
-     "forward": lambda arrays, x: caffe_alexnet(arrays, x, caffenet=True)},
+     "forward": lambda arrays, x: caffe_alexnet(arrays, x, caffenet=True),
+     "control": lambda arrays, x: caffe_alexnet(arrays, x, caffenet=False)},
     {"label": "googlenet torchvision", "model": "googlenet", "kind": "torchvision", "build": torchvision_googlenet},
     {"label": "googlenet bvlc", "model": "googlenet", "kind": "caffe", "v1": True, "mean": CAFFE_GOOGLENET_MEAN_BGR,
      "caffe_shapes": lambda classes, size: caffe_googlenet_shapes(classes), "forward": caffe_googlenet},
@@ -377,7 +382,9 @@ def main(argv=None) -> int:
                 failed |= row["difference"] > TOLERANCE or not row["top1"]
                 print(f"{row['label']:24s} {row['size']}px  max |dp| {row['difference']:.2e}  top-1 "
                       f"{'equal' if row['top1'] else 'DIFFERS'}  (largest probability {row['max_probability']:.3f}, "
-                      f"{time.perf_counter() - started:.0f}s)", flush=True)
+                      f"{time.perf_counter() - started:.0f}s)"
+                      + (f"; the other Caffe AlexNet differs by {row['control']:.2e}" if "control" in row else ""),
+                      flush=True)
                 for leftover in folder.iterdir():
                     leftover.unlink()
         if args.fixtures:
@@ -388,13 +395,14 @@ def main(argv=None) -> int:
                 row, fields = check_case(case, FIXTURE_CASES[case["label"]], FIXTURE_CLASSES, folder, count=1)
                 failed |= row["difference"] > TOLERANCE or not row["top1"]
                 print(f"fixture {row['label']:24s} {row['size']}px  max |dp| {row['difference']:.2e}  (largest "
-                      f"probability {row['max_probability']:.3f})", flush=True)
+                      f"probability {row['max_probability']:.3f})"
+                      + (f"; the other Caffe AlexNet differs by {row['control']:.2e}" if "control" in row else ""),
+                      flush=True)
                 save_fixture(CONVERTER_FIXTURES / f"{case['label'].replace(' ', '_')}.npz", model=case["model"],
                              options=case.get("options") or {}, file_format=case["kind"], seed=SEED,
                              shapes=fields["shapes"], pixels=fields["pixels"],
                              probabilities=row["source_probabilities"], preprocessing=row["preprocessing"],
-                             caffe_order=fields["caffe_order"], output_scale=row["output_scale"],
-                             input_scale=CAFFE_INPUT_SCALE if case["kind"] == "caffe" else 1.0)
+                             caffe_order=fields["caffe_order"], output_scale=row["output_scale"])
             write_reader_fixtures(FIXTURES / "pytorch")
     if rows:
         print_table(rows)

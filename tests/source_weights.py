@@ -32,8 +32,7 @@ def _last_batch_norms_of_residual_branches(shapes) -> set[str]:
     return {f"{block}.bn{index}.weight" for block, index in last.items()}
 
 
-def random_arrays(shapes: dict[str, list[int]], seed: int, input_scale: float = 1.0,
-                  output_scale: float = 1.0) -> dict[str, np.ndarray]:
+def random_arrays(shapes: dict[str, list[int]], seed: int, output_scale: float = 1.0) -> dict[str, np.ndarray]:
     """Arrays for a source's keys, in order: He-uniform kernels, small biases, and BatchNorm with
     non-trivial statistics (gamma and variance in [0.5, 1.5], mean in [-0.2, 0.2]).
 
@@ -41,16 +40,13 @@ def random_arrays(shapes: dict[str, list[int]], seed: int, input_scale: float = 
     input's size again and a ResNet-152's outputs would reach 1e12, every probability 0 or 1. As
     zero-init-residual does in training, the last BatchNorm of each residual branch gets a small
     gamma (0.05 to 0.15), which keeps the outputs where probabilities tell converters apart.
-    For the same reason the first kernel is divided by `input_scale` (Caffe's nets see pixels minus
-    the mean, about 58 times the size of mean/std-normalized input) and the classifier's (the last
-    kernel) by `output_scale`, which the script picks so that the logits spread by about 2.
+    For the same reason the classifier's kernel (the last) is divided by `output_scale`, which the
+    script picks so that the logits spread by about 2.
     """
     rng = np.random.default_rng(seed)
     residual_ends = _last_batch_norms_of_residual_branches(shapes)
     kernels = [key for key, shape in shapes.items() if len(shape) >= 2]
-    scales = {kernels[0]: input_scale} if kernels else {}
-    if kernels:
-        scales[kernels[-1]] = scales.get(kernels[-1], 1.0) * output_scale
+    scales = {kernels[-1]: output_scale} if kernels else {}
 
     def uniform(low, high, shape):
         return (low + (high - low) * rng.random(shape, dtype=np.float32)).astype(np.float32)
@@ -97,7 +93,10 @@ def _caffe_messages():
             ("channels", 2, optional, field.TYPE_INT32, None, False),
             ("height", 3, optional, field.TYPE_INT32, None, False),
             ("width", 4, optional, field.TYPE_INT32, None, False),
-            ("data", 5, repeated, field.TYPE_FLOAT, None, True),
+            # caffe.proto's `repeated float data = 5 [packed = true]` is, on the wire, one length-delimited
+            # field of little-endian float32s: declared as bytes here, protobuf writes the same bytes
+            # without a Python float per value
+            ("data", 5, optional, field.TYPE_BYTES, None, False),
             ("shape", 7, optional, field.TYPE_MESSAGE, "BlobShape", False))
     message("LayerParameter", ("name", 1, optional, field.TYPE_STRING, None, False),
             ("type", 2, optional, field.TYPE_STRING, None, False),
@@ -131,7 +130,7 @@ def write_caffemodel(path, layers: list[tuple[str, str, list[np.ndarray]]], v1: 
         layer = net.layers.add(name=name, type=V1_TYPES[kind]) if v1 else net.layer.add(name=name, type=kind)
         for blob in blobs:
             proto = layer.blobs.add()
-            proto.data.extend(np.asarray(blob, dtype=np.float32).reshape(-1).tolist())
+            proto.data = np.asarray(blob, dtype="<f4").tobytes()
             if v1:
                 padded = (1,) * (4 - blob.ndim) + tuple(blob.shape)
                 proto.num, proto.channels, proto.height, proto.width = padded
@@ -149,10 +148,10 @@ def caffe_layers_from(arrays: dict[str, np.ndarray], order: list[tuple[str, str]
 
 
 def save_fixture(path, *, model, options, file_format, seed, shapes, pixels, probabilities, preprocessing,
-                 caffe_order=None, input_scale=1.0, output_scale=1.0) -> None:
+                 caffe_order=None, output_scale=1.0) -> None:
     """A converter fixture: what regenerates the source weights, the pixels and the source net's outputs."""
     metadata = {"model": model, "options": options, "format": file_format, "seed": seed, "shapes": shapes,
-                "input_scale": input_scale, "output_scale": output_scale, "preprocessing": preprocessing,
+                "output_scale": output_scale, "preprocessing": preprocessing,
                 "caffe_order": caffe_order}
     np.savez_compressed(path, metadata=np.array(json.dumps(metadata)), pixels=pixels,
                         probabilities=probabilities.astype(np.float32))

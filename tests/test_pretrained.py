@@ -18,6 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import safetensors.numpy  # noqa: E402
@@ -29,6 +30,7 @@ from finetune.serving.loading import load_model  # noqa: E402
 from source_weights import (  # noqa: E402
     CONVERTER_FIXTURES, FIXTURES, caffe_layers_from, load_fixture, random_arrays, write_caffemodel,
 )
+from zoo.layers import CeilModeMaxPooling2D  # noqa: E402
 from zoo.preprocessing import CAFFE_BVLC_ALEXNET, TF_SYMMETRIC, TORCH  # noqa: E402
 from zoo.weights.caffe import read_caffe_layers  # noqa: E402
 from zoo.weights.files import read_keras_metadata  # noqa: E402
@@ -44,7 +46,7 @@ def source_file(case: str, folder: Path, name: str | None = None) -> tuple[dict,
     """A fixture's source weights regenerated and written: safetensors for PyTorch nets (the mapping
     is the same whatever the container), a V1-format .caffemodel for Caffe nets."""
     metadata, pixels, probabilities = load_fixture(CONVERTER_FIXTURES / f"{case}.npz")
-    arrays = random_arrays(metadata["shapes"], metadata["seed"], metadata["input_scale"], metadata["output_scale"])
+    arrays = random_arrays(metadata["shapes"], metadata["seed"], metadata["output_scale"])
     if metadata["format"] == "caffe":
         order = [tuple(each) for each in metadata["caffe_order"]]
         path = write_caffemodel(folder / (name or f"{case}.caffemodel"), caffe_layers_from(arrays, order), v1=True)
@@ -72,6 +74,20 @@ def test_converted_weights_give_the_source_probabilities(case, tmp_path):
     probabilities = probabilities_of(model, pixels, preprocessing)
     assert np.max(np.abs(probabilities - expected)) <= TOLERANCE
     assert np.array_equal(probabilities.argmax(-1), expected.argmax(-1))
+
+
+def test_ceil_mode_pooling_rounds_up_ignores_the_overhang_and_reloads(tmp_path):
+    """Caffe's and PyTorch's ceil mode: 7 -> 3 windows of 3x3/2 (floor: 3), 8 -> 4 (floor: 3); the
+    last window hangs over the edge and the part outside does not count (all inputs negative here)."""
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, CeilModeMaxPooling2D(3, strides=2, name="pool")(inputs))
+    image = -np.arange(1, 65, dtype="float32").reshape(1, 8, 8, 1)
+    pooled = np.asarray(model(image))
+    assert pooled.shape == (1, 4, 4, 1) and model(image[:, :7, :7]).shape == (1, 3, 3, 1)
+    assert pooled[0, 3, 3, 0] == image[0, 6, 6, 0]  # max of the 2x2 inside the edge, not a padded zero
+    model.save(tmp_path / "pool.keras")
+    reloaded = keras.saving.load_model(tmp_path / "pool.keras", safe_mode=True)
+    np.testing.assert_array_equal(reloaded(image), pooled)
 
 
 def test_pytorch_checkpoints_read_as_torch_wrote_them():
@@ -181,11 +197,10 @@ def test_a_tag_loads_offline_from_the_keras_cache_and_is_converted_once(offline,
     second = zoo.create("resnet18", weights="tv_in1k", include_top=False, pooling="avg", input_shape=(64, 64, 3))
     pixels = np.random.default_rng(0).uniform(-2, 2, (2, 64, 64, 3)).astype("float32")
     np.testing.assert_array_equal(first.get_layer("conv1_conv").kernel.numpy(), second.get_layer("conv1_conv").kernel.numpy())
+    # the source's conv1.weight (out, in, h, w), laid out as Keras's (h, w, in, out)
+    source_kernel = random_arrays(shapes, 3)["conv1.weight"]
+    np.testing.assert_array_equal(first.get_layer("conv1_conv").kernel.numpy(), source_kernel.transpose(2, 3, 1, 0))
     assert first.output_shape == (None, 1000) and second(pixels).shape == (2, 512)
-    same = tmp_path / "same.safetensors"
-    safetensors.numpy.save_file(random_arrays(shapes, 3), str(same))
-    direct = zoo.create("resnet18", weights=str(same), input_shape=(64, 64, 3))
-    np.testing.assert_allclose(first(pixels), direct(pixels), atol=1e-6)
 
 
 def test_a_tag_offline_without_the_file_says_where_to_put_it(offline):
@@ -213,15 +228,15 @@ def test_every_catalogued_tag_says_where_it_comes_from_and_what_it_expects():
     assert zoo.info("resnet18").weights["tv_in1k"].top_hash == "f37072fd"
 
 
-def test_import_records_the_weights_so_predict_and_reloading_follow_them(tmp_path, capsys):
-    _, pixels, _, path = source_file("resnet50_torchvision", tmp_path, name="downloaded.bin")
-    out = tmp_path / "resnet50-tv.keras"
-    assert main(["import", "resnet50", "--weights", str(path), "--input-size", "64", "--out", str(out)]) == 0
+def test_import_records_the_weights_so_predict_and_reloading_follow_them(tmp_path):
+    _, pixels, _, path = source_file("googlenet_torchvision", tmp_path, name="downloaded.bin")
+    out = tmp_path / "googlenet-tv.keras"
+    assert main(["import", "googlenet", "--weights", str(path), "--input-size", "72", "--out", str(out)]) == 0
     record = read_keras_metadata(out)
     assert record["options"] == {"variant": "torchvision"} and record["source"] == "safetensors"
     loaded = load_model(out)
-    assert loaded.preprocessing == TORCH != zoo.info("resnet50").preprocessing  # the weights', not the model's
-    again = zoo.create("resnet50", weights=str(out))  # rebuilt as the torchvision variant the record names
+    assert loaded.preprocessing == TF_SYMMETRIC != zoo.info("googlenet").preprocessing  # the weights', not the model's
+    again = zoo.create("googlenet", weights=str(out))  # rebuilt as the torchvision variant the record names
     np.testing.assert_allclose(again(pixels.astype("float32")), loaded.model(pixels.astype("float32")), atol=1e-6)
 
 
@@ -239,9 +254,11 @@ def test_finetune_head_from_a_converted_file_runs_and_exports_with_its_preproces
     _, _, _, weights = source_file("resnet18_torchvision", tmp_path)
     data, run, serving = _image_folder(tmp_path / "photos"), tmp_path / "run", tmp_path / "serving"
     assert main(["finetune", "resnet18", "--weights", str(weights), "--mode", "head", "--data", str(data),
-                 "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--out", str(run), "--quiet"]) == 0
+                 "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--strategy", "one", "--out", str(run),
+                 "--quiet"]) == 0
+    torch_convention = json.loads(json.dumps(TORCH.to_dict()))
     classes = json.loads((run / "classes.json").read_text())
-    assert classes["preprocessing"] == TORCH.to_dict() and classes["class_names"] == ["blue", "red"]
+    assert classes["preprocessing"] == torch_convention and classes["class_names"] == ["blue", "red"]
     assert main(["export", str(run), "--out", str(serving)]) == 0
     exported = json.loads(next(serving.rglob("zoo.json")).read_text())
-    assert exported["preprocessing"] == TORCH.to_dict()
+    assert exported["preprocessing"] == torch_convention
