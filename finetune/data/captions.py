@@ -94,7 +94,8 @@ def caption_tfds_source(spec: DataSpec, data_dir, download) -> Source:
     if "captions" not in info.features:
         raise ZooError(f"{spec} has no captions; captioning takes builtin:zoo_shape_captions, "
                        f"tfds:coco_captions or a folder of images with a captions file")
-    prepare(builder, spec, download)
+    builder = prepare(builder, spec, download)
+    info = builder.info  # with the split sizes of the prepared data
     decoders, decode = undecoded_reader(builder, "image")
 
     def image_and_captions(example):

@@ -129,13 +129,14 @@ def finetune(config: FinetuneConfig | None, out=None, resume: bool = False, verb
         raise ZooError("--mode predict does not train: use `zoo predict` (or finetune.predict)")
 
     strategy = devices.make_strategy(config.strategy)  # first: it may split the CPU before TF starts
-    folder = None
-    if out is not None:
-        folder = RunFolder.create(out, resume=resume, writes=devices.is_chief(strategy),
-                                  worker=devices.task_id(strategy))
-    keras.utils.set_random_seed(config.seed)
-    with precision(precision_policy(config.precision, strategy)):
-        return _run(config, folder, resume, verbose, strategy)
+    with devices.stopping_together(strategy):
+        folder = None
+        if out is not None:
+            folder = RunFolder.create(out, resume=resume, writes=devices.is_chief(strategy),
+                                      worker=devices.task_id(strategy))
+        keras.utils.set_random_seed(config.seed)
+        with precision(precision_policy(config.precision, strategy)):
+            return _run(config, folder, resume, verbose, strategy)
 
 
 def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose: int, strategy) -> RunResult:
