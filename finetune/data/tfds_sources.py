@@ -53,15 +53,19 @@ def prepare(builder, spec: DataSpec, download: bool):
     read what the first one wrote. TFDS writes into an `incomplete.*` folder and renames it when
     done; one left by an interrupted preparation is removed before preparing again.
     """
-    if builder.is_prepared():
+    if _is_prepared(builder):
         return builder
     with _preparation_lock(builder, spec):
-        if builder.is_prepared():  # prepared by another process while this one waited
+        if _is_prepared(builder):  # prepared by another process while this one waited
             # A fresh builder: this one's info was read before the data existed (no split sizes).
             return tfds.builder(spec.name, data_dir=str(builder.data_dir_root))
         _remove_interrupted_preparations(builder)
         _download_and_prepare(builder, spec, download)
     return builder
+
+def _is_prepared(builder) -> bool:
+    # TFDS's own check warns of a missing dataset_info.json when the folder does not exist yet.
+    return builder.data_path.exists() and builder.is_prepared()
 
 def _lock_path(builder) -> Path:
     version_folder = Path(builder.data_dir)

@@ -211,7 +211,7 @@ def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose
                "classes": len(class_names)}
     if config.diagnostics and history:
         metrics["diagnosis"] = diagnostics.diagnose(history)  # overfitting, underfitting, not converged...
-    if test is not None and config.data is not None:
+    if test is not None and (config.data is not None or config.labels is not None):
         metrics["test"] = evaluate(scored, test, config.top_k, config.label_smoothing)
     if folder is not None and folder.writes:
         if config.ema:

@@ -92,6 +92,7 @@ class FinetuneConfig(RunSettings):
 
     model: str = "lenet5"
     data: str | None = None  # a data spec (see finetune.data); None: the built-in shapes
+    labels: str | None = None  # a CSV of file names and labels for a folder of images (finetune.data.label_files)
     mode: str = "full"
     weights: str | None = None  # None, "imagenet" or a file
     epochs: int = 15
