@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Interrupted.", err=True)
         return 130
+    except click.UsageError as error:  # one line, like every other error, and where to read more
+        command = error.ctx.command_path if error.ctx is not None else "zoo"
+        click.echo(f"Error: {error.format_message()} (see `{command} --help`)", err=True)
+        return error.exit_code
     except click.ClickException as error:
         error.show()
         return error.exit_code

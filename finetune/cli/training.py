@@ -165,7 +165,6 @@ def _finetune_captioner(out, resume, quiet, backbone, rnn, options):
     out = Path(out) if out is not None else api.next_run_folder(api.CAPTIONER)
     if not quiet:
         click.echo(f"{'Resuming' if resume else 'Training'} the captioner in {out}")
-    arguments.setdefault("verbose", 0 if quiet else 1)
     result = api.finetune(api.CAPTIONER, out=out, resume=resume, verbose=0 if quiet else 1, **arguments)
     if not quiet:
         click.echo(json.dumps(result.metrics, indent=2, default=str))

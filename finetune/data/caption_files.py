@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import logging
 import re
@@ -124,12 +123,12 @@ class _Captions:
 
 
 def _token_lines(path: Path, text: str) -> dict[str, list[str]]:
-    lines = _Captions(path, "`image.jpg#n<TAB>caption` lines")
+    captions = _Captions(path, "`image.jpg#n<TAB>caption` lines")
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             match = TOKEN_LINE.match(line)
-            lines.add(number, line, match and match["image"], match and match["caption"])
-    return lines.result()
+            captions.add(number, line, match and match["image"], match and match["caption"])
+    return captions.result()
 
 
 def _table(path: Path, text: str, first_line: str) -> dict[str, list[str]]:
@@ -139,24 +138,23 @@ def _table(path: Path, text: str, first_line: str) -> dict[str, list[str]]:
         raise ZooError(f"{path}: cannot tell its format from its first line {shown(first_line)}; expected "
                        f"{EXPECTED_FORMATS}")
     delimiter, image_column, caption_column, has_header = layout
-    lines = _Captions(path, f"rows of {delimiter!r}-separated image and caption")
-    rows = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True)
+    captions = _Captions(path, f"rows of {delimiter!r}-separated image and caption")
     width = None
-    for row in rows:
+    # Line by line, not one csv reader over the text: a row with more fields than the header is
+    # rebuilt from its own line (Kaggle's Flickr8k captions.txt leaves commas in captions unquoted).
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = next(csv.reader([line], delimiter=delimiter, skipinitialspace=True))
         if width is None:
             width = len(row)
             if has_header:
                 continue
-        if not any(field.strip() for field in row):
-            continue
-        number = rows.line_num
         if caption_column == width - 1 and len(row) > width:
-            # Kaggle's Flickr8k captions.txt leaves commas inside captions unquoted.
-            row = [*row[:caption_column], delimiter.join(row[caption_column:])]
+            row = [*row[:caption_column], line.split(delimiter, caption_column)[caption_column]]
         fits = len(row) > max(image_column, caption_column)
-        lines.add(number, delimiter.join(row), row[image_column] if fits else None,
-                  row[caption_column] if fits else None)
-    return lines.result()
+        captions.add(number, line, row[image_column] if fits else None, row[caption_column] if fits else None)
+    return captions.result()
 
 
 def _header_layout(line: str):
@@ -193,12 +191,12 @@ def _coco_file(path: Path, text: str) -> CaptionFile:
         names = {image["id"]: image["file_name"] for image in values["images"]}
     except (KeyError, TypeError):
         raise ZooError(f"{path}: every entry of \"images\" needs an \"id\" and a \"file_name\"") from None
-    lines = _Captions(path, 'annotations with an "image_id" of "images" and a "caption"')
+    captions = _Captions(path, 'annotations with an "image_id" of "images" and a "caption"')
     for number, annotation in enumerate(values["annotations"], start=1):
         annotation = annotation if isinstance(annotation, dict) else {}
-        lines.add(number, json.dumps(annotation), names.get(annotation.get("image_id")),
-                  annotation.get("caption") if isinstance(annotation.get("caption"), str) else None)
-    return CaptionFile(path, lines.result())
+        captions.add(number, json.dumps(annotation), names.get(annotation.get("image_id")),
+                     annotation.get("caption") if isinstance(annotation.get("caption"), str) else None)
+    return CaptionFile(path, captions.result())
 
 
 def _coco_splits(paths: list[Path]) -> dict[str, CaptionFile]:

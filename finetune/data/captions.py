@@ -36,10 +36,12 @@ def caption_folder(source: Path) -> CaptionFolder:
         raise ZooError(f"no such folder: {source}")
     captioned = read_caption_splits(source)
     root = source if source.is_dir() else source.parent
+    # A caption file given itself may sit in a text folder beside the images' (Flickr8k_text/).
+    around = [] if source.is_dir() else search_folders(root.parent)
     candidates, skipped = [], []  # (role, file, captions) to check; (name, reason)
     for role, caption_file in captioned.splits.items():
         first = [caption_file.image_folder] if caption_file.image_folder else []
-        index = ImageIndex(search_folders(root, first=[*first, caption_file.path.parent]))
+        index = ImageIndex(search_folders(root, first=[*first, caption_file.path.parent]) + around)
         for name, captions in caption_file.captions.items():
             found = index.find(name)
             if not captions:

@@ -46,7 +46,7 @@ class ImageIndex:
     relative to one of the folders. Folders are listed on first use, one at a time, as needed."""
 
     def __init__(self, folders: list[Path]):
-        self.folders = list(folders)
+        self.folders = list(dict.fromkeys(folders))
         self._by_name: dict[str, Path] = {}
         self._by_stem: dict[str, Path] = {}
         self._by_lower_name: dict[str, Path] = {}

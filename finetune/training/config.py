@@ -15,6 +15,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed")
+TASK_COMMANDS = {"classification": "zoo finetune MODEL", "captioning": "zoo finetune captioner"}
 
 
 class RunSettings:
@@ -56,7 +57,9 @@ class RunSettings:
         values = dict(values)
         task = values.pop("task", cls.TASK)
         if task != cls.TASK:
-            raise ZooError(f"these are the settings of a {task} run, not of a {cls.TASK} run")
+            command = TASK_COMMANDS.get(task)
+            raise ZooError(f"these are the settings of a {task} run, not of a {cls.TASK} run"
+                           + (f": train or resume that run with `{command}`" if command else ""))
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
