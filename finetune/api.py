@@ -70,7 +70,9 @@ def finetune(model: str | FinetuneConfig = "lenet5", data: str | None = None, *,
 
     Args:
         model: a zoo model name ("resnet18", "captioner", ...) or a FinetuneConfig to start from.
-        data: a data spec: a folder, "tfds:NAME[/CONFIG][:SPLIT]" or "builtin:NAME".
+        data: a data spec: a folder, "tfds:NAME[/CONFIG][:SPLIT]" or "builtin:NAME"; a folder of
+            images without class subfolders takes its labels from a CSV (labels="labels.csv",
+            or labels.csv / train.csv found in it).
         out: the run folder (None: no folder for classifiers; runs/captioner-N for captioners).
         resume: continue the run in `out`; of the settings given, those a resume can change (epochs,
             early stopping, where the data is) apply, any other that differs is refused by name.

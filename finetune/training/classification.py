@@ -145,17 +145,17 @@ def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose
     bundle, train, validation, test, augmenting = load(config, global_batch, drop_remainder=tpu)
     class_names = list(bundle.class_names)
     shape = input_shape_for(config)
+    train_size = bundle.sizes["train"]
+    steps_per_epoch = max((train_size // global_batch) if tpu else -(-train_size // global_batch), 1)
+    with strategy.scope():
+        model = modeling.build(config, bundle.num_classes, shape)
+    # Written once the data and the weights are read: a run that cannot start leaves its folder empty.
     if folder is not None:
         folder.write_json(files.CONFIG, config.to_dict())
         if not resume:
             folder.write_json(files.CLASSES, {
                 "model": config.model, "class_names": class_names, "input_shape": list(shape),
                 "preprocessing": preprocessing_for(config, shape[-1]).to_dict()})
-
-    train_size = bundle.sizes["train"]
-    steps_per_epoch = max((train_size // global_batch) if tpu else -(-train_size // global_batch), 1)
-    with strategy.scope():
-        model = modeling.build(config, bundle.num_classes, shape)
 
     trained_model = model
     validation_for_epochs = validation

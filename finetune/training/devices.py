@@ -126,7 +126,7 @@ def stopping_together(strategy):
         if peer_failure is None:
             _announce_failure(worker, error)
             raise
-        raise ZooError(f"{peer_failure}; worker {worker} stopped too. Fix what worker's message says and start "
+        raise ZooError(f"{peer_failure}; worker {worker} stopped too. Fix what that worker's message says and start "
                        f"every worker again") from None
     except BaseException as error:
         _announce_failure(worker, error)
