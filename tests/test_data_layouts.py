@@ -6,9 +6,11 @@ import logging
 
 import pytest
 
+import finetune
 import layouts
 from finetune.cli import main
 from finetune.data import load_captions, load_data
+from finetune.training.inputs import load as load_for_config
 from zoo.errors import ZooError
 
 TINY_CAPTIONER = ["--epochs", "1", "--image-size", "32", "--batch-size", "8", "--backbone", "lenet5", "--quiet"]
@@ -124,3 +126,13 @@ def test_label_file_splits_missing_files_and_unknown_labels(tmp_path, caplog):
     with pytest.raises(ZooError, match=r"val.csv has labels that no readable training image in train.csv has: "
                                        r"'purple'"):
         load_data(str(data), image_size=(8, 8, 3))
+
+
+def test_the_python_api_takes_a_label_file(tmp_path):
+    data = layouts.labels_elsewhere(tmp_path / "photos")
+    config = finetune.make_config("lenet5", data=str(data), labels="meta/species.csv", image_size=32, channels=3)
+    bundle = load_for_config(config, global_batch=4, drop_remainder=False)[0]
+    assert bundle.class_names == ["blue", "green", "red"] and bundle.sizes["train"] == 12 - round(0.2 * 12)
+    dogs = layouts.kaggle_labels_csv(tmp_path / "dogs")  # a label file alone: its folder is the data
+    alone = finetune.make_config("lenet5", labels=str(dogs / "labels.csv"), image_size=32, channels=3)
+    assert load_for_config(alone, global_batch=4, drop_remainder=False)[0].sizes == {"train": 10, "validation": 2}

@@ -68,23 +68,25 @@ def read_label_file(path: Path, index: ImageIndex, required: bool = True) -> Lab
     """A label file's rows, its columns detected (see the module docstring). None, when not
     `required`, for a file without labels (Kaggle's test.csv holds only the images' ids)."""
     text = read_text(path, EXPECTED)
-    table = [row for row in csv.reader(io.StringIO(text), delimiter=_delimiter(text)) if any(map(str.strip, row))]
-    if not table:
+    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(text))
+    numbered = [(reader.line_num, row) for row in reader if any(map(str.strip, row))]
+    if not numbered:
         raise ZooError(f"{path} is empty: expected {EXPECTED}")
-    header = [name.strip() for name in table[0]]
-    if index.find(header[0]) is not None:  # no header: the first row already names an image
-        header, body, first_line = [f"column {number + 1}" for number in range(len(header))], table, 1
-    else:
-        body, first_line = table[1:], 2
-    if not body:
+    header = [name.strip() for name in numbered[0][1]]
+    if index.find(header[0]) is None:
+        numbered = numbered[1:]
+    else:  # no header: the first row already names an image
+        header = [f"column {number + 1}" for number in range(len(header))]
+    if not numbered:
         raise ZooError(f"{path} has a header but no rows: expected {EXPECTED}")
+    body = [row for _, row in numbered]
     file_column = _file_column(path, header, body, index)
     label_of = _label_reader(path, header, body, file_column, required)
     if label_of is None:
         return None
     check = RowCheck(path, "an image file name and its label", EXPECTED)
     rows = []
-    for number, row in enumerate(body, start=first_line):
+    for number, row in numbered:
         name = row[file_column].strip() if len(row) > file_column else ""
         label = label_of(row)
         if not name or not label:
