@@ -135,13 +135,13 @@ def predict(source, images, *, top_k: int = 5, labels=None, batch_size: int = 32
     predictions, skipped = predictor.predict_files([str(image) for image in images], top_k=top_k,
                                                    batch_size=batch_size)
     if not predictions:
-        raise ZooError(none_read(skipped))
+        raise ZooError(no_readable_image(skipped))
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
     return predictions
 
 
-def none_read(skipped: list[tuple[str, str]]) -> str:
+def no_readable_image(skipped: list[tuple[str, str]]) -> str:
     """The error when no image could be read: each (the first few) with its reason."""
     shown = "; ".join(f"{path} ({reason})" for path, reason in skipped[:3])
     more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""

@@ -126,7 +126,7 @@ def predict_command(source, images, top_k, output, labels, batch_size):
         predictor = load_predictor(source, labels)
     predictions, skipped = predictor.predict_files(images, top_k=top_k, batch_size=batch_size)
     if not predictions:
-        raise ZooError(api.none_read(skipped))
+        raise ZooError(api.no_readable_image(skipped))
     for path, reason in skipped:
         click.echo(f"Skipped {path}: {reason}", err=True)
     width = max(len(name) for each in predictions for name in each.classes)
