@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+import layouts
+
 TINY_RUN = ["--data", "builtin:zoo_shapes/tiny", "--epochs", "1", "--batch-size", "32", "--quiet"]
 TIMEOUT = 300
 
@@ -56,6 +58,7 @@ def finished(processes) -> list[tuple[int, str]]:
 def started_together(tmp_path_factory):
     root = tmp_path_factory.mktemp("shared")
     folders = {name: root / name for name in ("multiworker_data", "plain_data", "failing_data")}
+    colours = layouts.class_folders(root / "colours", count=6)
     for folder in folders.values():
         folder.mkdir()
     # What a preparation killed midway leaves: TFDS's temporary folder, never renamed into place.
@@ -68,7 +71,7 @@ def started_together(tmp_path_factory):
                       env={"ZOO_DATA_DIR": str(folders["plain_data"])}) for index in range(2)],
         # worker 1 is given a data folder that is not there: worker 0 must stop too, and say why
         "failing": workers(root / "failing_run", folders["failing_data"],
-                           [TINY_RUN, [*TINY_RUN, "--data", str(root / "not_here")]]),
+                           [[*TINY_RUN, "--data", colours], [*TINY_RUN, "--data", root / "not_here"]]),
     }
     yield root, processes, leftover
     for group in processes.values():

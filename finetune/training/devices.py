@@ -156,6 +156,11 @@ def _peer_failure(worker: int, error: tf.errors.OpError) -> str | None:
         return None
     except (tf.errors.OpError, ValueError, KeyError, TypeError):
         pass
+    # The store lives on worker 0: when it is worker 0 that failed, it may be gone already, but the
+    # aborted op's message carries the report.
+    reported = re.search(r"worker (\d+) (failed: [^\n\[]*|was interrupted)", str(error))
+    if reported and int(reported[1]) != worker:
+        return f"worker {reported[1]} of this multi-worker run {reported[2].strip()}"
     silent = sorted({int(task) for task in re.findall(r"/job:\w+/replica:\d+/task:(\d+)", str(error))} - {worker})
     if silent and "heartbeat" in str(error):
         return (f"worker {', '.join(map(str, silent))} of this multi-worker run stopped responding (killed, or out "
