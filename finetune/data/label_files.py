@@ -60,7 +60,7 @@ def resolve_labels_path(labels, root: Path) -> Path:
         path = root / path
     if not path.is_file():
         raise ZooError(f"no such labels file: {labels}" + ("" if not path.exists() else " (it is a folder)")
-                       + f"; give a CSV of image file names and labels ({EXPECTED})")
+                       + f"; give {EXPECTED}")
     return path
 
 
