@@ -29,7 +29,7 @@ from finetune.serving.predictor import Prediction, load_predictor
 from finetune.training.classification import RunResult
 from finetune.training.classification import finetune as train_classifier
 from finetune.training.config import FinetuneConfig
-from finetune.training.runfolder import read_history
+from finetune.training.runfolder import check_writable, read_history
 from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def predict(source, images, *, top_k: int = 5, labels=None, batch_size: int = 32
 
 def no_readable_image(skipped: list[tuple[str, str]]) -> str:
     """The error when no image could be read: each (the first few) with its reason."""
-    shown = "; ".join(f"{path} ({reason})" for path, reason in skipped[:3])
+    shown = "; ".join(f"{files.printable(path)} ({reason})" for path, reason in skipped[:3])
     more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
     return f"none of the images could be read: {shown}{more}; give JPEG, PNG, GIF or BMP files"
 
@@ -181,6 +181,7 @@ def export(source, out, *, format: str = "savedmodel", name: str | None = None, 
     serving base folder OUT, as OUT/NAME/VERSION; returns that folder."""
     if format not in EXPORT_FORMATS:
         raise ZooError(f"unknown export format {format!r}; the formats are {', '.join(EXPORT_FORMATS)}")
+    check_writable(out, "the export")
     if task_of(source) == CAPTIONING:
         return export_captioner(source, out, name=name, version=version)
     return export_model(source, out, name=name, version=version, top_k=top_k, labels=labels)

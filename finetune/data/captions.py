@@ -10,6 +10,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from finetune import files
 from finetune.data.caption_files import read_caption_splits
 from finetune.data.image_index import ImageIndex, search_folders
 from finetune.data.images import check_files, summarize_skipped
@@ -89,7 +90,7 @@ def caption_folder_source(spec: DataSpec) -> Source:
     splits, sizes = {}, {}
     for role, (paths, references) in folder.splits.items():
         captions = tf.ragged.constant(references, dtype=tf.string)
-        splits[role] = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), captions))
+        splits[role] = tf.data.Dataset.from_tensor_slices((tf.constant(files.path_bytes(paths), tf.string), captions))
         sizes[role] = len(paths)
     return Source(splits, sizes, read_and_decode, [], [path for path, _ in folder.skipped], str(spec), files=True)
 

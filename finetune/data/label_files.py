@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from finetune import files
 from finetune.data.image_index import ImageIndex, search_folders
 from finetune.data.images import check_files, summarize_skipped
 from finetune.data.source import Source, read_and_decode
@@ -162,12 +163,12 @@ def _split_files(root: Path, labels: Path | None) -> dict[str, Path]:
     train = labels or find_label_file(root)
     if train is None:
         raise ZooError(f"{root} has no label file ({', '.join(LABEL_FILES)}): pass --labels FILE")
-    files = {"train": train}
+    by_split = {"train": train}
     for role, names in OTHER_SPLIT_FILES.items():
         found = next((train.parent / name for name in names if (train.parent / name).is_file()), None)
         if found is not None and found != train:
-            files[role] = found
-    return files
+            by_split[role] = found
+    return by_split
 
 
 def _image_folders(root: Path, path: Path, role: str) -> list[Path]:
@@ -192,14 +193,14 @@ class _Candidate:
     label: str
 
 
-def _candidates(root: Path, files: dict[str, Path]) -> tuple[list[_Candidate], list[tuple[str, str]]]:
+def _candidates(root: Path, by_split: dict[str, Path]) -> tuple[list[_Candidate], list[tuple[str, str]]]:
     """Every labelled image found, by split, and the names not found (name, label file)."""
     candidates, missing = [], []
-    for role, path in files.items():
+    for role, path in by_split.items():
         index = ImageIndex(_image_folders(root, path, role))
         table = read_label_file(path, index, required=role == "train")
         if table is None:
-            log.info("%s holds no labels: left out (validation comes out of %s)", path, files["train"].name)
+            log.info("%s holds no labels: left out (validation comes out of %s)", path, by_split["train"].name)
             continue
         labelled: dict[Path, tuple[str, int]] = {}
         for number, name, label in table.rows:
@@ -223,8 +224,8 @@ def _candidates(root: Path, files: dict[str, Path]) -> tuple[list[_Candidate], l
 
 def label_file_source(root: Path, labels, seed: int) -> Source:
     """A folder of images with a label file (found by name, or `labels`) as a source of (path, label)."""
-    files = _split_files(root, resolve_labels_path(labels, root) if labels else None)
-    candidates, missing = _candidates(root, files)
+    by_split = _split_files(root, resolve_labels_path(labels, root) if labels else None)
+    candidates, missing = _candidates(root, by_split)
     if missing:
         names = ", ".join(name for name, _ in missing[:MISSING_SHOWN])
         more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
@@ -236,11 +237,11 @@ def label_file_source(root: Path, labels, seed: int) -> Source:
     usable = [(candidates[index], path) for index, path in zip(checked.indices, checked.paths)]
     class_names = _sorted_labels(candidate.label for candidate, _ in usable if candidate.role == "train")
     if len(class_names) < 2:
-        raise ZooError(f"{files['train']} gives {len(class_names)} label(s) to readable images: a classifier needs "
+        raise ZooError(f"{by_split['train']} gives {len(class_names)} label(s) to readable images: a classifier needs "
                        f"at least two classes")
-    _check_known_labels(files, usable, class_names)
+    _check_known_labels(by_split, usable, class_names)
     splits, sizes = {}, {}
-    for role in files:
+    for role in by_split:
         examples = [(path, class_names.index(candidate.label)) for candidate, path in usable if candidate.role == role]
         if not examples:
             continue
@@ -248,21 +249,21 @@ def label_file_source(root: Path, labels, seed: int) -> Source:
         order = np.random.default_rng(seed).permutation(len(examples))
         sizes[role] = len(examples)
         splits[role] = tf.data.Dataset.from_tensor_slices((
-            tf.constant([examples[index][0] for index in order], tf.string),
+            tf.constant(files.path_bytes(examples[index][0] for index in order), tf.string),
             tf.constant([examples[index][1] for index in order], tf.int32)))
     skipped = [name for name, _ in missing] + [path for path, _ in checked.skipped]
     return Source(splits, sizes, read_and_decode, class_names, skipped,
-                  str(files["train"]), files=True)
+                  str(by_split["train"]), files=True)
 
 
-def _check_known_labels(files: dict[str, Path], usable, class_names: list[str]) -> None:
+def _check_known_labels(by_split: dict[str, Path], usable, class_names: list[str]) -> None:
     """Validation and test labels must be classes the training split has readable images of."""
     known = set(class_names)
-    for role, path in files.items():
+    for role, path in by_split.items():
         unknown = _sorted_labels({candidate.label for candidate, _ in usable
                                   if candidate.role == role and candidate.label not in known})
         if unknown:
             shown_labels = ", ".join(repr(label) for label in unknown[:MISSING_SHOWN])
             more = f" and {len(unknown) - MISSING_SHOWN} more" if len(unknown) > MISSING_SHOWN else ""
-            raise ZooError(f"{path} has labels that no readable training image in {files['train'].name} has: "
+            raise ZooError(f"{path} has labels that no readable training image in {by_split['train'].name} has: "
                            f"{shown_labels}{more}; add training images of them or remove those rows")

@@ -58,10 +58,8 @@ def load_model_file(path: str) -> keras.Model:
         raise ZooError(f"{path} is not a .keras model file")
     if not os.path.isfile(path):
         raise ZooError(f"no such file: {path}")
-    if not zipfile.is_zipfile(path):  # Keras would report it as "File not found"
-        state = "empty" if os.path.getsize(path) == 0 else "not a zip archive, as .keras files are"
-        raise ZooError(f"{path} is {state}: it is not a whole .keras model; save the model again or copy the "
-                       f"whole file")
+    if not zipfile.is_zipfile(path):
+        raise ZooError(f"{path} is not a whole .keras archive (truncated or damaged): copy or save it again")
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
