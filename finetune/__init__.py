@@ -22,7 +22,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from finetune.quiet import native_stderr_silenced  # noqa: E402
 
 with native_stderr_silenced():
-    import tensorflow  # noqa: F401  (started here, its native start-up messages kept quiet)
+    import tensorflow  # started here, its native start-up messages kept quiet
+
+    # The first device listing probes CUDA, which on a machine without a GPU logs "failed call to
+    # cuInit" to stderr; listing physical devices does not start TensorFlow's context.
+    tensorflow.config.list_physical_devices("GPU")
 
 from finetune.api import (  # noqa: E402
     LoadedModel, RunResult, caption, evaluate, export, finetune, load, make_config, predict,

@@ -70,7 +70,9 @@ def finetune(model: str | FinetuneConfig = "lenet5", data: str | None = None, *,
 
     Args:
         model: a zoo model name ("resnet18", "captioner", ...) or a FinetuneConfig to start from.
-        data: a data spec: a folder, "tfds:NAME[/CONFIG][:SPLIT]" or "builtin:NAME".
+        data: a data spec: a folder, "tfds:NAME[/CONFIG][:SPLIT]" or "builtin:NAME"; a folder of
+            images without class subfolders takes its labels from a CSV (labels="labels.csv",
+            or labels.csv / train.csv found in it).
         out: the run folder (None: no folder for classifiers; runs/captioner-N for captioners).
         resume: continue the run in `out`; of the settings given, those a resume can change (epochs,
             early stopping, where the data is) apply, any other that differs is refused by name.
@@ -132,11 +134,18 @@ def predict(source, images, *, top_k: int = 5, labels=None, batch_size: int = 32
     predictor = load_predictor(source, labels)
     predictions, skipped = predictor.predict_files([str(image) for image in images], top_k=top_k,
                                                    batch_size=batch_size)
+    if not predictions:
+        raise ZooError(no_readable_image(skipped))
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
-    if not predictions:
-        raise ZooError("none of the images could be read")
     return predictions
+
+
+def no_readable_image(skipped: list[tuple[str, str]]) -> str:
+    """The error when no image could be read: each (the first few) with its reason."""
+    shown = "; ".join(f"{files.printable(path)} ({reason})" for path, reason in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return f"none of the images could be read: {shown}{more}; give JPEG, PNG, GIF or BMP files"
 
 
 def caption(source, images, *, beam_width: int | None = None) -> list[str]:

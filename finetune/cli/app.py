@@ -43,6 +43,10 @@ def _run(argv: list[str] | None) -> int:
     except click.exceptions.Abort:
         click.echo("Interrupted.", err=True)
         return 130
+    except click.UsageError as error:  # one line, like every other error, and where to read more
+        command = error.ctx.command_path if error.ctx is not None else "zoo"
+        click.echo(f"Error: {error.format_message()} (see `{command} --help`)", err=True)
+        return error.exit_code
     except click.ClickException as error:
         error.show()
         return error.exit_code

@@ -153,10 +153,10 @@ def predict_command(source, images, top_k, output, labels, batch_size):
     with _notes_on_stderr():
         predictor = load_predictor(source, labels)
     predictions, skipped = predictor.predict_files(images, top_k=top_k, batch_size=batch_size)
+    if not predictions:
+        raise ZooError(api.no_readable_image(skipped))
     for path, reason in skipped:
         click.echo(f"Skipped {files.printable(path)}: {reason}", err=True)
-    if not predictions:
-        raise ZooError("none of the images could be read")
     width = max(len(name) for each in predictions for name in each.classes)
     for each in predictions:
         click.echo(files.printable(each.image))

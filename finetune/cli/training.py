@@ -26,6 +26,8 @@ def training_options(function):
     options = [
         click.option("--data", help="Data spec: tfds:NAME[/CONFIG][:SPLIT], a folder, or builtin:NAME "
                                     "(default: the built-in shapes)."),
+        click.option("--labels", help="A CSV of image file names and labels, for a --data folder of images "
+                                      "without class subfolders (labels.csv or train.csv there is found by itself)."),
         click.option("--mode", type=click.Choice(["predict", "head", "full"]), help="predict: no training, top-k "
                      "predictions of --weights on --data; head: train only a new classifier on the frozen backbone; "
                      "full: train everything (default)."),
@@ -135,8 +137,8 @@ def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
         click.echo(f"Wrote {len(rows)} predictions to {out / 'predictions.csv'} and predictions.json; {summary(rows)}")
         return
     if not quiet:
-        click.echo(f"Fine-tuning {config.model} ({config.mode}) on {config.data or 'builtin:zoo_shapes'} "
-                   f"into {out}")
+        data = config.data or (str(Path(config.labels).parent) if config.labels else "builtin:zoo_shapes")
+        click.echo(f"Fine-tuning {config.model} ({config.mode}) on {data} into {out}")
     train_classifier(config, out=out, verbose=0 if quiet else 1)
 
 
@@ -165,7 +167,6 @@ def _finetune_captioner(out, resume, quiet, backbone, rnn, options):
     out = Path(out) if out is not None else api.next_run_folder(api.CAPTIONER)
     if not quiet:
         click.echo(f"{'Resuming' if resume else 'Training'} the captioner in {out}")
-    arguments.setdefault("verbose", 0 if quiet else 1)
     result = api.finetune(api.CAPTIONER, out=out, resume=resume, verbose=0 if quiet else 1, **arguments)
     if not quiet:
         click.echo(json.dumps(result.metrics, indent=2, default=str))

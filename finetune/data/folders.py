@@ -1,5 +1,5 @@
-"""Class folders: a folder of class subfolders of images (optionally under train/, val/, test/),
-every file checked before training."""
+"""Image folders: class subfolders of images (optionally under train/, val/, test/), or a folder of
+images with a label file (`finetune.data.label_files`); every file checked before training."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from finetune import files
 from finetune.data.images import check_files, summarize_skipped, IMAGE_EXTENSIONS
+from finetune.data.label_files import LABEL_FILES, find_label_file, label_file_source
 from finetune.data.source import Source, read_and_decode
 from finetune.data.specs import DataSpec
 from zoo.errors import ZooError
@@ -63,7 +64,8 @@ def scan_folder(root: Path) -> FolderLayout:
     folder_names = [folder.name for folder in _class_folders(train_root)]
     if not folder_names:
         raise ZooError(f"{train_root} has no class subfolders: put each class's images in a "
-                       f"subfolder named after it (e.g. {root}/cats/1.jpg)")
+                       f"subfolder named after it (e.g. {root}/cats/1.jpg), or give a CSV of file names and "
+                       f"labels with --labels FILE")
     candidates: list[tuple[str, str, Path]] = []  # (role, class folder name, file)
     for role, folder in split_roots.items():
         for class_folder in _class_folders(folder):
@@ -99,7 +101,9 @@ def scan_folder(root: Path) -> FolderLayout:
     return FolderLayout([files.printable(name) for name in class_names], splits, skipped)
 
 
-def folder_source(spec: DataSpec, seed: int) -> Source:
+def folder_source(spec: DataSpec, seed: int, labels=None) -> Source:
+    """A data folder as a source: read through its label file when it has one (or `labels` is
+    given), else through its class subfolders."""
     root = Path(spec.name).expanduser()
     if not root.exists():
         hint = ""
@@ -107,7 +111,10 @@ def folder_source(spec: DataSpec, seed: int) -> Source:
             hint = f"; for a dataset write tfds:{spec.name} or builtin:NAME"
         raise ZooError(f"no such folder: {root}{hint}")
     if not root.is_dir():
-        raise ZooError(f"{root} is a file: a data folder holds one subfolder of images per class")
+        raise ZooError(f"{root} is a file: a data folder holds one subfolder of images per class, or images and "
+                       f"a label file ({' or '.join(LABEL_FILES[:2])})")
+    if labels is not None or find_label_file(root) is not None:
+        return label_file_source(root, labels, seed)
     layout = scan_folder(root)
     splits, sizes = {}, {}
     for role, (paths, labels) in layout.splits.items():

@@ -23,7 +23,7 @@ from finetune.training.runfolder import prepare
 from zoo.errors import ZooError
 
 # Settings that decide which examples a run's validation split holds.
-SPLIT_SETTINGS = ("data", "seed", "validation_fraction", "max_examples", "data_dir")
+SPLIT_SETTINGS = ("data", "labels", "seed", "validation_fraction", "max_examples", "data_dir")
 
 
 def load_members(sources) -> list[LoadedModel]:
@@ -117,7 +117,8 @@ def ensemble(sources, out=None, *, data=None, split: str = "validation", batch_s
         data if data is not None else settings.get("data"), image_size=tuple(model.input_shape[1:]),
         batch_size=batch_size, preprocessing=None, seed=settings.get("seed") or 0,
         validation_fraction=settings.get("validation_fraction") or 0.2, data_dir=settings.get("data_dir"),
-        max_examples=max_examples if max_examples is not None else settings.get("max_examples"), shuffle_buffer=0)
+        max_examples=max_examples if max_examples is not None else settings.get("max_examples"), shuffle_buffer=0,
+        labels=settings.get("labels") if data is None else None)
     dataset = bundle.test if split == "test" else bundle.validation
     if dataset is None:
         raise ZooError(f"{bundle.description} has no {split} split")

@@ -33,6 +33,7 @@ import numpy as np
 from finetune import files
 from finetune.training.classification import finetune
 from finetune.training.config import FinetuneConfig
+from finetune.training.loop import LossDiverged
 from finetune.training.plots import plt, save_figure
 from finetune.training.runfolder import check_writable, write_history
 from zoo.errors import ZooError
@@ -238,7 +239,8 @@ def _trial(base: FinetuneConfig, params: dict, epochs: int, folder: Path, number
         started = time.perf_counter()
         try:
             finetune(config if not resume else None, out=folder, resume=resume, verbose=0)
-        except ZooError as error:  # a diverging trial is a result too: that region is too hot
+        except LossDiverged as error:  # a diverging trial is a result too: that region is too hot
+            # (any other error, bad data say, fails every trial alike: it stops the search)
             row.update(status=f"failed: {error}", seconds=time.perf_counter() - started)
             return row
         row["seconds"] = time.perf_counter() - started

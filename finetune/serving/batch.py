@@ -38,7 +38,8 @@ def predict_data(config: FinetuneConfig, out=None, top_k: int | None = None) -> 
     bundle = load_data(config.data, image_size=loaded.input_shape, batch_size=config.batch_size,
                        preprocessing=loaded.preprocessing, seed=config.seed,
                        validation_fraction=config.validation_fraction, data_dir=config.data_dir,
-                       download=config.download, max_examples=config.max_examples, shuffle_buffer=0)
+                       download=config.download, max_examples=config.max_examples, shuffle_buffer=0,
+                       labels=config.labels)
     split, dataset = ("test", bundle.test) if bundle.test is not None else ("validation", bundle.validation)
     rows = []
     for images, labels in dataset:

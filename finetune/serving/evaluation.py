@@ -23,7 +23,7 @@ def evaluate_source(source, *, data=None, split="validation", batch_size=64, max
         data if data is not None else run_config.get("data"), image_size=loaded.input_shape, batch_size=batch_size,
         preprocessing=loaded.preprocessing, seed=run_config.get("seed", 0),
         validation_fraction=run_config.get("validation_fraction", 0.2), data_dir=run_config.get("data_dir"),
-        max_examples=max_examples, shuffle_buffer=0,
+        max_examples=max_examples, shuffle_buffer=0, labels=run_config.get("labels") if data is None else None,
     )
     dataset = bundle.test if split == "test" else bundle.validation
     if dataset is None:

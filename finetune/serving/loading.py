@@ -21,6 +21,7 @@ from pathlib import Path
 
 
 from finetune import files
+from finetune.serving.staging import find_saved_model
 from finetune.training.precision import float32_model
 from zoo import imagenet, registry
 from zoo.errors import ZooError
@@ -116,6 +117,21 @@ def _run_model_path(folder: Path) -> str:
     raise ZooError(f"{folder} holds no trained model ({' or '.join(files.RUN_MODELS)}); has the run saved an epoch yet?")
 
 
+def _not_a_model(source: Path) -> ZooError:
+    """What to say of a SOURCE that is neither a run folder nor a `.keras` file."""
+    export = find_saved_model(source) if source.is_dir() else None
+    if export is None and source.is_dir():  # a TF Serving base folder: BASE/NAME/VERSION
+        export = next(filter(None, (find_saved_model(child) for child in sorted(source.iterdir())
+                                    if child.is_dir())), None)
+    if export is not None:
+        return ZooError(f"{source} is a SavedModel export, which only `zoo predict` takes: give the run folder or "
+                        f".keras file it was exported from (the export keeps a copy, "
+                        f"{export / files.EXPORT_KERAS_COPY})")
+    if not source.exists():
+        return ZooError(f"no such run folder or .keras file: {source}")
+    return ZooError(f"{source} is neither a .keras file nor a run folder (with {' or '.join(RUN_METADATA)})")
+
+
 def load_model(source, labels=None) -> LoadedModel:
     """Loads a `.keras` file or a run folder (see the module docstring for where each piece comes from).
 
@@ -125,6 +141,9 @@ def load_model(source, labels=None) -> LoadedModel:
     """
     source = Path(source)
     warnings: list[str] = []
+    if task_of(source) == CAPTIONING:
+        raise ZooError(f"{source} is a captioning model, not a classifier: caption images with `zoo caption`, "
+                       f"evaluate and export it with `zoo evaluate` and `zoo export`")
     if _is_run_folder(source):
         keras_path = _run_model_path(source)
         model = float32_model(load_model_file(keras_path))
@@ -141,7 +160,7 @@ def load_model(source, labels=None) -> LoadedModel:
                          if record.get("preprocessing") else _preprocessing_from_spec(model, warnings))
         class_names = record.get("class_names") if isinstance(record.get("class_names"), list) else None
     else:
-        raise ZooError(f"{source} is neither a .keras file nor a run folder (with {' or '.join(RUN_METADATA)})")
+        raise _not_a_model(source)
     num_classes = _output_size(model, source)
     if labels is not None:
         class_names = read_labels(labels)

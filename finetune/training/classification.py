@@ -131,13 +131,14 @@ def finetune(config: FinetuneConfig | None, out=None, resume: bool = False, verb
 
     check_buildable(config)
     strategy = devices.make_strategy(config.strategy)  # first: it may split the CPU before TF starts
-    folder = None
-    if out is not None:
-        folder = RunFolder.create(out, resume=resume, writes=devices.is_chief(strategy),
-                                  worker=devices.task_id(strategy))
-    keras.utils.set_random_seed(config.seed)
-    with precision(precision_policy(config.precision, strategy)), folder or contextlib.nullcontext():
-        return _run(config, folder, resume, verbose, strategy)
+    with devices.stopping_together(strategy):
+        folder = None
+        if out is not None:
+            folder = RunFolder.create(out, resume=resume, writes=devices.is_chief(strategy),
+                                      worker=devices.task_id(strategy))
+        keras.utils.set_random_seed(config.seed)
+        with precision(precision_policy(config.precision, strategy)), folder or contextlib.nullcontext():
+            return _run(config, folder, resume, verbose, strategy)
 
 
 def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose: int, strategy) -> RunResult:
@@ -210,7 +211,7 @@ def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose
                "classes": len(class_names)}
     if config.diagnostics and history:
         metrics["diagnosis"] = diagnostics.diagnose(history)  # overfitting, underfitting, not converged...
-    if test is not None and config.data is not None:
+    if test is not None and (config.data is not None or config.labels is not None):
         metrics["test"] = evaluate(scored, test, config.top_k, config.label_smoothing)
     if folder is not None and folder.writes:
         if config.ema:

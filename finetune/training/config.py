@@ -19,6 +19,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed")
+TASK_COMMANDS = {"classification": "zoo finetune MODEL", "captioning": "zoo finetune captioner"}
 
 
 def _flag_name(field: str) -> str:
@@ -112,7 +113,9 @@ class RunSettings:
         values = dict(values)
         task = values.pop("task", cls.TASK)
         if task != cls.TASK:
-            raise ZooError(f"these are the settings of a {task} run, not of a {cls.TASK} run")
+            command = TASK_COMMANDS.get(task)
+            raise ZooError(f"these are the settings of a {task} run, not of a {cls.TASK} run"
+                           + (f": train or resume that run with `{command}`" if command else ""))
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -148,6 +151,7 @@ class FinetuneConfig(RunSettings):
 
     model: str = "lenet5"
     data: str | None = None  # a data spec (see finetune.data); None: the built-in shapes
+    labels: str | None = None  # a CSV of file names and labels for a folder of images (finetune.data.label_files)
     mode: str = "full"
     weights: str | None = None  # None, "imagenet" or a file
     epochs: int = 15
@@ -230,7 +234,7 @@ class FinetuneConfig(RunSettings):
         for field in ("nesterov", "cache_features", "download", "shuffle", "jit", "diagnostics"):
             flag(field, getattr(self, field))
         flag("cache", self.cache, optional=True)
-        for field in ("data", "data_dir", "weights", "unfreeze_from"):
+        for field in ("data", "labels", "data_dir", "weights", "unfreeze_from"):
             require_text(field, getattr(self, field), optional=True)
         if not isinstance(self.model_options, dict) or not isinstance(self.augment_options, dict):
             raise ZooError("model_options and augment_options are mappings of option names to values")

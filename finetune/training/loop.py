@@ -28,6 +28,10 @@ from finetune.training.trainer import Trainer
 from zoo.errors import ZooError
 
 
+class LossDiverged(ZooError):
+    """The training loss became NaN or infinite: a result of the settings (a search records it), not of the input."""
+
+
 @dataclasses.dataclass
 class Epochs:
     """What the loop needs besides the trainer.
@@ -122,7 +126,7 @@ def run_epochs(trainer: Trainer, iterator, epochs: Epochs, folder: RunFolder | N
         if not np.isfinite(result.loss):
             hint = (f": the learning rate ({epochs.learning_rate:g}) is probably too high; try --lr "
                     f"{epochs.learning_rate / 10:g}") if epochs.learning_rate else ""
-            raise ZooError(f"the loss became {result.loss} in epoch {epoch + 1}{hint}")
+            raise LossDiverged(f"the loss became {result.loss} in epoch {epoch + 1}{hint}")
         row = {"epoch": epoch + 1, "loss": result.loss, "accuracy": result.accuracy}
         validation = epochs.validate()
         if validation is not None:
