@@ -154,8 +154,11 @@ def test_safetensors_are_recognized_whatever_their_name(tmp_path):
     assert kind_of(str(path)) == SAFETENSORS
     np.testing.assert_array_equal(read_source_weights(str(path)).arrays["a"], np.ones((2, 3)))
     (tmp_path / "noise.bin").write_bytes(b"\x07" * 64)
-    with pytest.raises(zoo.ZooError, match="not a Caffe model"):
+    with pytest.raises(zoo.ZooError, match="noise.bin is not a weights file: give a .keras model"):
         zoo.create("alexnet", weights=str(tmp_path / "noise.bin"))
+    (tmp_path / "noise.caffemodel").write_bytes(b"\x07" * 64)  # named as one: what is wrong with it
+    with pytest.raises(zoo.ZooError, match="noise.caffemodel is not a Caffe model"):
+        zoo.create("alexnet", weights=str(tmp_path / "noise.caffemodel"))
 
 
 def test_a_file_for_another_model_or_variant_is_refused_by_name(tmp_path):

@@ -68,6 +68,8 @@ def kind_of(path: str) -> str:
         return SAFETENSORS
     if looks_like_legacy_pickle(head):
         return PYTORCH
+    if str(path).endswith(".keras"):
+        raise ZooError(f"{path} is not a whole .keras archive (truncated or damaged): copy or save it again")
     return CAFFE  # the last guess: read_caffe_layers says so when the bytes are not a Caffe model
 
 
@@ -89,6 +91,12 @@ def read_source_weights(path: str) -> SourceWeights:
     if kind == SAFETENSORS:
         return SourceWeights(path, SAFETENSORS, _read_safetensors(path))
     if kind == CAFFE:
-        layers = read_caffe_layers(path)
+        try:
+            layers = read_caffe_layers(path)
+        except ZooError:
+            if str(path).endswith(".caffemodel"):
+                raise
+            raise ZooError(f"{path} is not a weights file: give a .keras model, Keras .weights.h5 or .h5 weights, "
+                           f"a PyTorch checkpoint, a safetensors file or a Caffe .caffemodel") from None
         return SourceWeights(path, CAFFE, caffe_arrays(layers), layers)
     raise ZooError(f"{path} is a Keras file, not a PyTorch, safetensors or Caffe one")
