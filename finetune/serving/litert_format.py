@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.lite.python.convert_phase import ConverterError  # tf.lite does not re-export it
 
+from finetune.quiet import native_stderr_silenced
 from zoo.errors import ZooError
 
 CALIBRATION_BATCH = 1  # the converter's calibrator runs its representative samples as given
@@ -55,8 +56,9 @@ def convert(model, input_signature, quantize: str = "none", calibration: np.ndar
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "model.tflite"
         try:
-            model.export(str(path), format="litert", input_signature=input_signature, verbose=False,
-                         **converter_settings(quantize, calibration))
+            with native_stderr_silenced():  # the converter prints its quantization settings natively
+                model.export(str(path), format="litert", input_signature=input_signature, verbose=False,
+                             **converter_settings(quantize, calibration))
         except ConverterError as error:
             raise ZooError(f"LiteRT cannot convert {model.name}: {_reason(error)}") from None
         return path.read_bytes()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune import files
+from finetune.quiet import native_stderr_silenced
 from finetune.serving.extras import missing_extra
 from finetune.serving.onnx_format import read_metadata
 from finetune.serving.staging import find_export
@@ -77,10 +78,13 @@ class LiteRTModel:
         if Interpreter is None:
             raise missing_extra("Running LiteRT models")
         try:
-            self.interpreter = Interpreter(
-                model_content=model if isinstance(model, bytes) else None,
-                model_path=None if isinstance(model, bytes) else str(model), num_threads=threads or usable_cores())
-        except ValueError as error:
+            # the interpreter announces its CPU delegate on the terminal when it first allocates
+            with native_stderr_silenced():
+                self.interpreter = Interpreter(
+                    model_content=model if isinstance(model, bytes) else None,
+                    model_path=None if isinstance(model, bytes) else str(model), num_threads=threads or usable_cores())
+                self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
             raise ZooError(f"the LiteRT interpreter cannot load {_name(model)}: {error}") from None
         signatures = self.interpreter.get_signature_list()
         if len(signatures) != 1:
