@@ -7,8 +7,8 @@ model's metadata properties (`onnxruntime.InferenceSession(...).get_modelmeta().
 - float16: `onnxruntime.transformers.float16` converts weights and arithmetic, keeping the uint8
   input and the float32 output;
 - int8: static post-training quantization (`onnxruntime.quantization.quantize_static`), calibrated
-  on the given images: QDQ format, int8 weights per channel, int8 activations, as ONNX Runtime's
-  quantization guide recommends for CNNs on CPUs.
+  on the given images: the QDQ format with int8 activations and weights, the combination ONNX
+  Runtime's quantization guide names as the first choice on CPUs, with weights per channel.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ except ImportError:
 TF2ONNX_INSTALLED = importlib.util.find_spec("tf2onnx") is not None  # Keras converts through it
 
 BATCH_DIMENSION = "batch"
-
-
 CALIBRATION_BATCH = 32
 
 
