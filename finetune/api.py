@@ -31,7 +31,7 @@ from finetune.serving.predictor import Prediction, load_predictor
 from finetune.training.classification import RunResult
 from finetune.training.classification import finetune as train_classifier
 from finetune.training.config import FinetuneConfig
-from finetune.training.runfolder import read_history
+from finetune.training.runfolder import check_writable, read_history
 from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,7 @@ def export(source, out, *, format: str = SAVED_MODEL, quantize: str = "none", na
         data: the data to calibrate and check a quantized export on (default: the run's own).
     """
     check_format(format, quantize)
+    check_writable(out, "the export")
     if task_of(source) == CAPTIONING:
         if format != SAVED_MODEL:
             raise ZooError(f"captioners export as SavedModels only (--format {SAVED_MODEL}): their caption search "

@@ -216,8 +216,11 @@ def test_cli_import_writes_a_keras_file(tmp_path, capsys):
     model = load_model_file(str(out))
     assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 4)
     assert "re-initialized for 4 classes" in capsys.readouterr().err
-    assert main(["import", "lenet5", "--weights", str(tmp_path / "none.h5"), "--out", str(out)]) == 1
+    assert main(["import", "lenet5", "--weights", str(tmp_path / "none.h5"), "--out", str(tmp_path / "x.keras")]) == 1
     assert capsys.readouterr().err.strip().splitlines() == [f"Error: no such weights file: {tmp_path / 'none.h5'}"]
+    before = out.read_bytes()
+    assert main(["import", "lenet5", "--weights", str(source), "--out", str(out)]) == 1  # never overwritten
+    assert "exists" in capsys.readouterr().err and out.read_bytes() == before
 
 
 def test_imagenet_class_names_from_the_keras_cache(offline, monkeypatch):

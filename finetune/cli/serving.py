@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import logging
 from pathlib import Path
@@ -16,6 +17,7 @@ from finetune import api, files
 from finetune.cli.app import cli
 from finetune.serving.portable import summary_lines
 from finetune.serving.predictor import load_predictor
+from finetune.training.runfolder import check_writable
 from zoo.errors import ZooError
 
 
@@ -59,6 +61,9 @@ def import_command(name, weights, num_classes, input_size, channels, no_top, poo
     """Build model NAME with pretrained weights and save it as a .keras file."""
     if out.suffix != ".keras":
         raise ZooError(f"--out must name a .keras file, not {out}")
+    if out.exists():
+        raise ZooError(f"{out} exists; pick another --out (a model already written is never overwritten)")
+    check_writable(out.parent, "the model")
     input_shape = None
     if input_size or channels:
         height, width, default_channels = zoo.info(name).default_input_shape
@@ -108,18 +113,20 @@ def export_command(source, base_dir, export_format, quantize, data, name, versio
 
 
 def _write_predictions(predictions, path: Path) -> None:
+    """The predictions as .json or .csv, written whole or not at all."""
     if path.suffix == ".json":
-        rows = [{"image": each.image, "predictions": [{"class": name, "probability": score}
-                                                      for name, score in zip(each.classes, each.scores)]}
+        rows = [{"image": files.printable(each.image),
+                 "predictions": [{"class": name, "probability": score} for name, score in zip(each.classes, each.scores)]}
                 for each in predictions]
-        path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf8")
+        files.write_atomically(path, json.dumps(rows, indent=2) + "\n")
         return
-    with path.open("w", newline="", encoding="utf8") as file:
-        writer = csv.writer(file)
-        writer.writerow(["image", "rank", "class", "probability"])
-        for each in predictions:
-            for rank, (name, score) in enumerate(zip(each.classes, each.scores), start=1):
-                writer.writerow([each.image, rank, name, f"{score:.6f}"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["image", "rank", "class", "probability"])
+    for each in predictions:
+        for rank, (name, score) in enumerate(zip(each.classes, each.scores), start=1):
+            writer.writerow([files.printable(each.image), rank, name, f"{score:.6f}"])
+    files.write_atomically(path, buffer.getvalue())
 
 
 @cli.command("predict")
@@ -135,19 +142,21 @@ def predict_command(source, images, top_k, output, labels, batch_size):
     .tflite export (run in ONNX Runtime or the LiteRT interpreter)."""
     if output is not None and output.suffix not in (".csv", ".json"):
         raise ZooError(f"--output must end in .csv or .json, not {output.name}")
+    if output is not None:
+        check_writable(output.parent, "the predictions")
     api.require_task(source, api.CLASSIFICATION, "caption its images with `zoo caption`")
     with _notes_on_stderr():
         predictor = load_predictor(source, labels)
     predictions, skipped = predictor.predict_files(images, top_k=top_k, batch_size=batch_size)
     for path, reason in skipped:
-        click.echo(f"Skipped {path}: {reason}", err=True)
+        click.echo(f"Skipped {files.printable(path)}: {reason}", err=True)
     if not predictions:
         raise ZooError("none of the images could be read")
     width = max(len(name) for each in predictions for name in each.classes)
     for each in predictions:
-        click.echo(each.image)
+        click.echo(files.printable(each.image))
         for rank, (name, score) in enumerate(zip(each.classes, each.scores), start=1):
             click.echo(f"  {rank}. {name.ljust(width)}  {score:.4f}")
-    if output is not None:
+    if output is not None:  # the predictions are on the screen already if this fails
         _write_predictions(predictions, output)
         click.echo(f"Wrote {len(predictions)} predictions to {output}")

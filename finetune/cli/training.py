@@ -16,6 +16,7 @@ from finetune.serving.batch import predict_data, summary
 from finetune.training import plots
 from finetune.training.classification import finetune as train_classifier
 from finetune.training.config import FinetuneConfig
+from finetune.training.runfolder import check_writable
 from zoo.errors import ZooError
 
 AUGMENT_PRESETS = tuple(PRESETS)
@@ -198,10 +199,17 @@ def evaluate_command(source, data, split, batch_size, max_examples, as_json):
               help="Where to draw loss against learning rate.")
 def lr_find_command(model, steps, start_lr, end_lr, plot, **options):
     """Learning-rate range test: loss against an exponentially rising learning rate, and a suggestion."""
+    if not 0 < start_lr < end_lr:
+        raise ZooError(f"the range runs from --start-lr up to --end-lr: need 0 < start < end, got {start_lr:g} "
+                       f"and {end_lr:g}")
+    if steps < 5:
+        raise ZooError(f"--steps must be at least 5 for the test to suggest a rate, got {steps}")
+    check_writable(Path(plot).parent, "the plot")
     config = build_config(model, options)
     result = lr_find(config, steps=steps, start_lr=start_lr, end_lr=end_lr)
-    plots.learning_rate_finder(result.learning_rates, result.losses, result.suggestion, plot)
     if result.suggestion is None:
         raise ZooError("the loss diverged straight away; lower --start-lr or check the data")
     click.echo(f"Suggested learning rate: {result.suggestion:.2g} (steepest descent of the loss; "
-               f"minimum at {result.minimum_loss_lr:.2g}). Plot: {plot}")
+               f"minimum at {result.minimum_loss_lr:.2g}).")
+    plots.learning_rate_finder(result.learning_rates, result.losses, result.suggestion, plot)
+    click.echo(f"Plot: {plot}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from finetune import files
 from finetune.data.images import check_files, summarize_skipped
 from finetune.data.pipeline import check_image_size, decode_items
 from finetune.data.source import AUTOTUNE, Source, carve_validation, cap, keep_small_items_in_memory, read_and_decode
@@ -84,7 +85,7 @@ def caption_folder_source(spec: DataSpec) -> Source:
     if folder.skipped:
         log.warning(summarize_skipped(folder.skipped, spec.name))
     captions = tf.ragged.constant(folder.captions, dtype=tf.string)
-    train = tf.data.Dataset.from_tensor_slices((tf.constant(folder.paths, tf.string), captions))
+    train = tf.data.Dataset.from_tensor_slices((tf.constant(files.path_bytes(folder.paths), tf.string), captions))
     return Source({"train": train}, {"train": len(folder.paths)}, read_and_decode, [],
                   [path for path, _ in folder.skipped], str(spec), files=True)
 

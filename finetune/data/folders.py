@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from finetune import files
 from finetune.data.images import check_files, summarize_skipped, IMAGE_EXTENSIONS
 from finetune.data.source import Source, read_and_decode
 from finetune.data.specs import DataSpec
@@ -30,13 +31,22 @@ def _class_folders(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
 
 def _split_folders(root: Path) -> dict[str, Path]:
+    """The train/val/test folders of `root`, their names matched whatever their case (Train/, VAL/);
+    none unless there is a training folder."""
+    by_name: dict[str, list[Path]] = {}
+    for path in root.iterdir():
+        if path.is_dir():
+            by_name.setdefault(path.name.lower(), []).append(path)
     found = {}
     for role, names in SPLIT_FOLDERS.items():
-        for name in names:
-            if (root / name).is_dir():
-                found[role] = root / name
-                break
+        matches = [path for name in names for path in sorted(by_name.get(name, []))]
+        if len(matches) > 1:
+            raise ZooError(f"{root} has {len(matches)} {role} folders ({', '.join(path.name for path in matches)}): "
+                           f"keep one")
+        if matches:
+            found[role] = matches[0]
     return found if "train" in found else {}
+
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
@@ -85,7 +95,8 @@ def scan_folder(root: Path) -> FolderLayout:
     for role, name, path in usable:
         splits[role][0].append(path)
         splits[role][1].append(class_names.index(name))
-    return FolderLayout(class_names, splits, skipped)
+    # folder names that are not UTF-8 name their classes in printable text (the paths keep their bytes)
+    return FolderLayout([files.printable(name) for name in class_names], splits, skipped)
 
 
 def folder_source(spec: DataSpec, seed: int) -> Source:
@@ -104,7 +115,7 @@ def folder_source(spec: DataSpec, seed: int) -> Source:
         order = np.random.default_rng(seed).permutation(len(paths))
         sizes[role] = len(paths)
         splits[role] = tf.data.Dataset.from_tensor_slices((
-            tf.constant([paths[index] for index in order], tf.string),
+            tf.constant(files.path_bytes(paths[index] for index in order), tf.string),
             tf.constant([labels[index] for index in order], tf.int32),
         ))
     if layout.skipped:

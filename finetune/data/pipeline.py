@@ -14,6 +14,7 @@ import logging
 import numpy as np
 import tensorflow as tf
 
+from finetune import files
 from finetune.data import images as image_files
 from finetune.data.folders import folder_source
 from finetune.data.source import AUTOTUNE, Source, cap, carve_validation, keep_small_items_in_memory, read_and_decode
@@ -241,7 +242,7 @@ def load_images(paths, image_size, preprocessing=None, batch_size: int = 64):
         log.warning(image_files.summarize_skipped(checked.skipped, "the given images"))
     if not checked.paths:
         return np.zeros((0, *image_size), np.float32), [], checked.skipped
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(checked.paths, tf.string))
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(files.path_bytes(checked.paths), tf.string))
     dataset = dataset.map(lambda path: fit_image(read_and_decode(path), image_size), num_parallel_calls=AUTOTUNE)
     images = np.concatenate([batch.numpy() for batch in dataset.batch(batch_size)]).astype(np.float32)
     if preprocessing is not None:

@@ -34,7 +34,7 @@ from finetune import files
 from finetune.training.classification import finetune
 from finetune.training.config import FinetuneConfig
 from finetune.training.plots import plt, save_figure
-from finetune.training.runfolder import write_history
+from finetune.training.runfolder import check_writable, write_history
 from zoo.errors import ZooError
 
 
@@ -214,6 +214,7 @@ def describe(params: dict) -> str:
 
 def _start_or_continue(out: Path, settings: dict) -> None:
     saved = out / "tune.json"
+    check_writable(out, "the search")
     if out.is_dir() and any(out.iterdir()):
         if not saved.is_file():
             raise ZooError(f"{out} holds something other than a search; pick another --out")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finetune.serving.loading import load_model
+from finetune.serving.loading import check_class_names, load_model
 from finetune.serving.rundata import load_run_data
 from finetune.training.evaluation import evaluate
 from zoo.errors import ZooError
@@ -17,6 +17,7 @@ def evaluate_source(source, *, data=None, split="validation", batch_size=64, max
     dataset = bundle.test if split == "test" else bundle.validation
     if dataset is None:
         raise ZooError(f"{bundle.description} has no {split} split")
+    check_class_names(bundle.class_names, loaded.class_names, bundle.description.split(" (")[0], str(source))
     metrics = evaluate(loaded.model, dataset, top_k=min(top_k, len(loaded.class_names)))
     metrics["split"] = split
     return metrics

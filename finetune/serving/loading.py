@@ -53,6 +53,8 @@ def read_labels(path) -> list[str]:
         lines = Path(path).read_text(encoding="utf8").splitlines()
     except OSError as error:
         raise ZooError(f"cannot read the labels file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ZooError(f"{path} is not UTF-8 text: save the labels file as UTF-8, one class name per line") from None
     names = [line.strip() for line in lines]
     while names and not names[-1]:
         names.pop()
@@ -182,3 +184,27 @@ def task_of(source) -> str | None:
             return None  # not a .keras archive: the loader says what is wrong with it
         return CAPTIONING if isinstance(config, dict) and config.get("class_name") == "Captioner" else CLASSIFICATION
     return None
+
+
+def _listed(names, limit: int = 5) -> str:
+    names = list(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_class_names(data_names, model_names, data: str, model: str) -> None:
+    """Refuses to score a model on data labelled with other classes (the accuracy would be
+    meaningless), saying which classes differ, or that the order does."""
+    data_names, model_names = [str(name) for name in data_names], [str(name) for name in model_names]
+    if data_names == model_names:
+        return
+    only_data = [name for name in data_names if name not in model_names]
+    only_model = [name for name in model_names if name not in data_names]
+    if not only_data and not only_model:
+        raise ZooError(f"{data} has the classes of {model} in another order ({_listed(data_names)} against "
+                       f"{_listed(model_names)}): labels would be compared with the wrong classes")
+    parts = []
+    if only_data:
+        parts.append(f"{data} has {_listed(only_data)}, which {model} does not predict")
+    if only_model:
+        parts.append(f"{model} predicts {_listed(only_model)}, which {data} does not have")
+    raise ZooError("; ".join(parts) + ": score it on data with the classes it was trained on")

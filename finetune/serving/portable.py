@@ -14,15 +14,14 @@ agreement with Keras) goes into zoo.json.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from finetune import files
 from finetune.serving import litert_format, onnx_format
-from finetune.serving.export import check_class_names
-from finetune.serving.loading import LoadedModel, load_model
+from finetune.serving.export import check_names_fit_labels_file
+from finetune.serving.loading import LoadedModel, check_class_names, load_model
 from finetune.serving.pixels import OUTPUT_NAME, describe, pixels_model, pixels_signature
 from finetune.serving.rundata import first_pixels, load_run_data
 from finetune.serving.runtimes import LITERT, MODEL_FILES, ONNX, open_model
@@ -34,8 +33,6 @@ FORMATS = (SAVED_MODEL, ONNX, LITERT)
 QUANTIZATIONS = ("none", "float16", "int8")
 CALIBRATION_IMAGES = 300  # TFLite's and ONNX Runtime's guides calibrate on a few hundred samples
 RUNTIME_NAMES = {ONNX: "ONNX Runtime", LITERT: "LiteRT"}
-
-logger = logging.getLogger(__name__)
 
 
 def check_format(export_format: str, quantize: str) -> None:
@@ -65,11 +62,11 @@ def export_portable(source, base_dir, export_format: str, quantize: str = "none"
     if export_format == SAVED_MODEL:
         raise ZooError("SavedModel exports are written by finetune.serving.export.export_model")
     loaded = load_model(source, labels)
-    check_class_names(loaded.class_names)
+    check_names_fit_labels_file(loaded.class_names)
     validation = calibration = None
     if quantize != "none":  # before converting: a missing data spec should not cost a conversion
         bundle = load_run_data(source, loaded.input_shape, data=data, required=True, shuffle_training=True)
-        check_classes(bundle, loaded)
+        check_class_names(bundle.class_names, loaded.class_names, bundle.description.split(" (")[0], str(source))
         validation = bundle.validation
         if quantize == "int8":
             calibration = first_pixels(bundle.train, calibration_images)
@@ -78,17 +75,6 @@ def export_portable(source, base_dir, export_format: str, quantize: str = "none"
         write_portable(loaded, folder, export_format, quantize, calibration, validation)
 
     return staged_export(base_dir, name or default_name(source), version, write)
-
-
-def check_classes(bundle, loaded: LoadedModel) -> None:
-    """The data must have the model's classes for its accuracy to mean anything (by position: a
-    bare `.keras` file knows no names)."""
-    if len(bundle.class_names) != len(loaded.class_names):
-        raise ZooError(f"{bundle.description} has {len(bundle.class_names)} classes and the model "
-                       f"{len(loaded.class_names)}: calibrate and check on the data it was trained on")
-    if list(bundle.class_names) != loaded.class_names:
-        logger.warning("the data's classes (%s) are not named as the model's (%s): the accuracy takes them in order",
-                       ", ".join(bundle.class_names[:5]), ", ".join(loaded.class_names[:5]))
 
 
 def write_portable(loaded: LoadedModel, folder: Path, export_format: str, quantize: str,

@@ -3,22 +3,14 @@ evaluating it and for calibrating its quantized exports on the run's own images.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from finetune import files
 from finetune.data.pipeline import DataBundle, load_data
+from finetune.training.runfolder import RunFolder
 from zoo.errors import ZooError
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        values = json.loads(path.read_text(encoding="utf8"))
-    except (OSError, ValueError) as error:
-        raise ZooError(f"cannot read {path}: {error}") from None
-    return values if isinstance(values, dict) else {}
 
 
 def run_settings(source) -> dict | None:
@@ -27,12 +19,12 @@ def run_settings(source) -> dict | None:
     bare `.keras` file or a folder that says nothing of its data."""
     folder = Path(source)
     if (folder / files.CONFIG).is_file():
-        return _read_json(folder / files.CONFIG)
+        return RunFolder(folder, writes=False).read_json(files.CONFIG)
     if (folder / files.ENSEMBLE).is_file():
-        members = _read_json(folder / files.ENSEMBLE).get("members") or []
+        members = RunFolder(folder, writes=False).read_json(files.ENSEMBLE).get("members") or []
         first = Path(members[0]["source"]) if members else None
         if first is not None and (first / files.CONFIG).is_file():
-            return _read_json(first / files.CONFIG)
+            return RunFolder(first, writes=False).read_json(files.CONFIG)
     return None
 
 

@@ -14,14 +14,6 @@ from zoo.errors import ZooError
 from zoo.preprocessing import Preprocessing
 
 
-def input_shape_for(config: FinetuneConfig) -> tuple[int, int, int]:
-    spec = zoo.info(config.model)
-    height, width, channels = spec.default_input_shape
-    if config.image_size:
-        height = width = config.image_size
-    return (height, width, config.channels or channels)
-
-
 def preprocessing_for(config: FinetuneConfig, channels: int) -> Preprocessing:
     """The pixels-to-input convention: the pretrained weights' own, else the model's."""
     spec = zoo.info(config.model)
@@ -40,7 +32,7 @@ def load(config: FinetuneConfig, global_batch: int, drop_remainder: bool):
     Returns (bundle, train, validation, test, augmenting): the `DataBundle` and its batched
     streams of (preprocessed images, labels); test is None without a test split.
     """
-    shape = input_shape_for(config)
+    shape = config.input_shape()
     bundle: DataBundle = load_data(
         config.data, image_size=shape, batch_size=global_batch, preprocessing=None, augment=None,
         validation_fraction=config.validation_fraction, seed=config.seed, data_dir=config.data_dir,

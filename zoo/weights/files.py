@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import zipfile
 
 import h5py
 import keras
@@ -57,6 +58,8 @@ def load_model_file(path: str) -> keras.Model:
         raise ZooError(f"{path} is not a .keras model file")
     if not os.path.isfile(path):
         raise ZooError(f"no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ZooError(f"{path} is not a whole .keras archive (truncated or damaged): copy or save it again")
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
