@@ -15,6 +15,10 @@ A run folder (classification and captioning alike)::
 An export (TF Serving's layout, BASE/NAME/VERSION)::
 
     saved_model.pb, variables/, assets/labels.txt, assets.extra/model.keras, assets.extra/zoo.json
+
+An ONNX or LiteRT export (the same BASE/NAME/VERSION layout)::
+
+    model.onnx or model.tflite, labels.txt, zoo.json
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ LABELS = "labels.txt"  # in an export's assets/: one class name per line, in out
 EXPORT_EXTRA = Path("assets.extra")  # TF Serving ignores it: the Keras model and the kit's metadata
 EXPORT_KERAS_COPY = EXPORT_EXTRA / "model.keras"
 EXPORT_METADATA = EXPORT_EXTRA / "zoo.json"
+ONNX_MODEL = "model.onnx"  # Triton's ONNX Runtime backend looks for this name in NAME/VERSION/
+LITERT_MODEL = "model.tflite"
+PORTABLE_METADATA = "zoo.json"  # beside an ONNX or LiteRT model: what the kit knows of it, and its quantization report
 
 
 def path_bytes(paths) -> list[bytes]:

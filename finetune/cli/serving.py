@@ -1,4 +1,5 @@
-"""`zoo import`, `zoo export` and `zoo predict`: pretrained weights in, SavedModel out, predictions."""
+"""`zoo import`, `zoo export` and `zoo predict`: pretrained weights in; SavedModel, ONNX or LiteRT out;
+predictions from any of them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import click
 import zoo
 from finetune import api, files
 from finetune.cli.app import cli
+from finetune.serving.portable import summary_lines
 from finetune.serving.predictor import load_predictor
 from finetune.training.runfolder import check_writable
 from zoo import imagenet
@@ -98,19 +100,30 @@ def _weights_record(name: str, weights: str, model) -> dict:
 @cli.command("export")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "base_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The TF Serving base folder; the export goes to OUT/NAME/VERSION.")
+              help="The base folder; the export goes to OUT/NAME/VERSION (TF Serving's and Triton's layout).")
+@click.option("--format", "export_format", type=click.Choice(api.EXPORT_FORMATS), default="savedmodel",
+              show_default=True, help="savedmodel: TF Serving, image files in; onnx: ONNX Runtime; litert: the "
+                                      "LiteRT interpreter (TensorFlow Lite). ONNX and LiteRT take uint8 pixels.")
+@click.option("--quantize", type=click.Choice(api.EXPORT_QUANTIZATIONS), default="none", show_default=True,
+              help="ONNX and LiteRT: float16 weights, or int8 calibrated on the run's training images; the "
+                   "export reports its size and validation accuracy before and after.")
+@click.option("--data", help="The data to calibrate and check a quantized export on (default: the run's own).")
 @click.option("--name", help="The served model's name (default: the run folder's or the file's name).")
 @click.option("--version", type=click.IntRange(min=1), help="The version number (default: the next one).")
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many classes the 'classes' and 'scores' outputs hold.")
+              help="SavedModel: how many classes the 'classes' and 'scores' outputs hold.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Class names, one per line.")
-def export_command(source, base_dir, name, version, top_k, labels):
-    """Export SOURCE (a .keras file or a run folder) as a SavedModel for TF Serving."""
+def export_command(source, base_dir, export_format, quantize, data, name, version, top_k, labels):
+    """Export SOURCE (a .keras file, a run folder or an ensemble) for serving."""
     captioner = api.task_of(source) == api.CAPTIONING
     with _notes_on_stderr():
-        path = api.export(source, base_dir, name=name, version=version, top_k=top_k, labels=labels)
+        path = api.export(source, base_dir, format=export_format, quantize=quantize, name=name, version=version,
+                          top_k=top_k, labels=labels, data=data)
     click.echo(f"Exported {source} to {path}")
-    if captioner:
+    if export_format != "savedmodel":
+        for line in summary_lines(json.loads((path / files.PORTABLE_METADATA).read_text(encoding="utf8"))):
+            click.echo(line)
+    elif captioner:
         click.echo("  serving_default: images (encoded JPEG/PNG bytes, [N]) -> captions (beam search)")
         click.echo("  greedy:          images (encoded JPEG/PNG bytes, [N]) -> captions (greedy search)")
     else:
@@ -144,7 +157,8 @@ def _write_predictions(predictions, path: Path) -> None:
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Class names, one per line.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 def predict_command(source, images, top_k, output, labels, batch_size):
-    """Classify IMAGES with SOURCE: a .keras file, a run folder or an exported SavedModel."""
+    """Classify IMAGES with SOURCE: a .keras file, a run folder, an exported SavedModel, or a .onnx or
+    .tflite export (run in ONNX Runtime or the LiteRT interpreter)."""
     if output is not None and output.suffix not in (".csv", ".json"):
         raise ZooError(f"--output must end in .csv or .json, not {output.name}")
     if output is not None:
