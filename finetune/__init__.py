@@ -25,7 +25,11 @@ from finetune.runtime import use_onednn  # noqa: E402
 use_onednn()  # before TensorFlow starts: it reads the setting once
 
 with native_stderr_silenced():
-    import tensorflow  # noqa: F401  (started here, its native start-up messages kept quiet)
+    import tensorflow  # started here, its native start-up messages kept quiet
+
+    # The first device listing probes CUDA, which on a machine without a GPU logs "failed call to
+    # cuInit" to stderr; listing physical devices does not start TensorFlow's context.
+    tensorflow.config.list_physical_devices("GPU")
 
 from finetune.api import (  # noqa: E402
     LoadedModel, RunResult, caption, evaluate, export, finetune, load, make_config, predict,

@@ -5,6 +5,7 @@
     >>> finetune.evaluate("runs/lenet5")["accuracy"]
     >>> finetune.predict("runs/lenet5", ["a.png", "b.png"])                  # top-5 per image
     >>> finetune.export("runs/lenet5", "serving")                           # serving/lenet5/1
+    >>> finetune.export("runs/lenet5", "serving", format="litert", quantize="int8")
     >>> loaded = finetune.load("runs/lenet5")                               # model, preprocessing, classes
 
 Every function takes classifiers and captioners alike (a run folder, a `.keras` file or, for
@@ -25,16 +26,18 @@ from finetune.serving.batch import predict_data
 from finetune.serving.evaluation import evaluate_source
 from finetune.serving.export import export_model
 from finetune.serving.loading import CAPTIONING, CLASSIFICATION, LoadedModel, load_model, task_of
+from finetune.serving.portable import FORMATS, QUANTIZATIONS, SAVED_MODEL, check_format, export_portable
 from finetune.serving.predictor import Prediction, load_predictor
 from finetune.training.classification import RunResult
 from finetune.training.classification import finetune as train_classifier
 from finetune.training.config import FinetuneConfig
-from finetune.training.runfolder import read_history
+from finetune.training.runfolder import check_writable, read_history
 from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
 CAPTIONER = "captioner"  # the registry's captioning model: `finetune("captioner")` trains one
-EXPORT_FORMATS = ("savedmodel",)
+EXPORT_FORMATS = FORMATS
+EXPORT_QUANTIZATIONS = QUANTIZATIONS
 
 
 def next_run_folder(model: str, root="runs") -> Path:
@@ -70,7 +73,9 @@ def finetune(model: str | FinetuneConfig = "lenet5", data: str | None = None, *,
 
     Args:
         model: a zoo model name ("resnet18", "captioner", ...) or a FinetuneConfig to start from.
-        data: a data spec: a folder, "tfds:NAME[/CONFIG][:SPLIT]" or "builtin:NAME".
+        data: a data spec: a folder, "tfds:NAME[/CONFIG][:SPLIT]" or "builtin:NAME"; a folder of
+            images without class subfolders takes its labels from a CSV (labels="labels.csv",
+            or labels.csv / train.csv found in it).
         out: the run folder (None: no folder for classifiers; runs/captioner-N for captioners).
         resume: continue the run in `out`; of the settings given, those a resume can change (epochs,
             early stopping, where the data is) apply, any other that differs is refused by name.
@@ -127,16 +132,24 @@ def load(source):
 
 def predict(source, images, *, top_k: int = 5, labels=None, batch_size: int = 32) -> list[Prediction]:
     """The top-k classes of each image file, most probable first, with SOURCE: a run folder, a
-    `.keras` file or an exported SavedModel. Unreadable images are skipped with a warning."""
+    `.keras` file, an exported SavedModel or an ONNX or LiteRT export (run in ONNX Runtime or the
+    LiteRT interpreter). Unreadable images are skipped with a warning."""
     require_task(source, CLASSIFICATION, "caption its images with finetune.caption (zoo caption)")
     predictor = load_predictor(source, labels)
     predictions, skipped = predictor.predict_files([str(image) for image in images], top_k=top_k,
                                                    batch_size=batch_size)
+    if not predictions:
+        raise ZooError(no_readable_image(skipped))
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
-    if not predictions:
-        raise ZooError("none of the images could be read")
     return predictions
+
+
+def no_readable_image(skipped: list[tuple[str, str]]) -> str:
+    """The error when no image could be read: each (the first few) with its reason."""
+    shown = "; ".join(f"{files.printable(path)} ({reason})" for path, reason in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return f"none of the images could be read: {shown}{more}; give JPEG, PNG, GIF or BMP files"
 
 
 def caption(source, images, *, beam_width: int | None = None) -> list[str]:
@@ -166,15 +179,31 @@ def evaluate(source, data: str | None = None, *, split: str = "validation", batc
     return metrics
 
 
-def export(source, out, *, format: str = "savedmodel", name: str | None = None, version: int | None = None,
-           top_k: int = 5, labels=None) -> Path:
+def export(source, out, *, format: str = SAVED_MODEL, quantize: str = "none", name: str | None = None,
+           version: int | None = None, top_k: int = 5, labels=None, data: str | None = None) -> Path:
     """Exports a run folder or `.keras` file (a classifier, an ensemble or a captioner) under the
-    serving base folder OUT, as OUT/NAME/VERSION; returns that folder."""
-    if format not in EXPORT_FORMATS:
-        raise ZooError(f"unknown export format {format!r}; the formats are {', '.join(EXPORT_FORMATS)}")
+    serving base folder OUT, as OUT/NAME/VERSION; returns that folder.
+
+    Args:
+        format: "savedmodel" (TF Serving; encoded images in, classes and probabilities out),
+            "onnx" or "litert" (uint8 pixels in, probabilities out; see finetune.serving.portable).
+        quantize: "none", "float16" or "int8" (ONNX and LiteRT); the export's zoo.json reports the
+            size and the validation accuracy before and after.
+        top_k: how many classes a SavedModel's `classes` and `scores` outputs hold.
+        data: the data to calibrate and check a quantized export on (default: the run's own).
+    """
+    check_format(format, quantize)
+    check_writable(out, "the export")
     if task_of(source) == CAPTIONING:
+        if format != SAVED_MODEL:
+            raise ZooError(f"captioners export as SavedModels only (--format {SAVED_MODEL}): their caption search "
+                           f"turns word ids into text with a string lookup table and a string join "
+                           f"(LookupTableFindV2, ReduceJoin), which tf2onnx leaves unconverted and LiteRT runs only "
+                           f"with TensorFlow kernels that its interpreter lacks")
         return export_captioner(source, out, name=name, version=version)
-    return export_model(source, out, name=name, version=version, top_k=top_k, labels=labels)
+    if format == SAVED_MODEL:
+        return export_model(source, out, name=name, version=version, top_k=top_k, labels=labels)
+    return export_portable(source, out, format, quantize, name=name, version=version, labels=labels, data=data)
 
 
 __all__ = ["CAPTIONER", "CAPTIONING", "CLASSIFICATION", "LoadedModel", "RunResult", "caption", "evaluate", "export",

@@ -34,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 from finetune.training import modeling  # noqa: E402
 from finetune.training.classification import classifier_trainer, finetune  # noqa: E402
 from finetune.training.config import FinetuneConfig  # noqa: E402
-from finetune.training.inputs import input_shape_for, load  # noqa: E402
+from finetune.training.inputs import load  # noqa: E402
 
 SECTION = "bench_finetune"
 GOAL = 10.0  # cached head epochs should be at least this many times faster
@@ -141,7 +141,7 @@ def pipeline_vs_memory(model_name, size, batch, max_examples, repeats) -> dict:
     images, labels = np.concatenate(images), np.concatenate(labels)
     in_memory = (tf.data.Dataset.from_tensor_slices((images, labels))
                  .shuffle(len(images), seed=0, reshuffle_each_iteration=True).batch(batch).prefetch(tf.data.AUTOTUNE))
-    model = modeling.build(config, bundle.num_classes, input_shape_for(config))
+    model = modeling.build(config, bundle.num_classes, config.input_shape())
     trainer = classifier_trainer(model, config, strategy, steps)
     iterators = {"input pipeline": iter(train.repeat()), "in-memory batches": iter(in_memory.repeat())}
     calls = {name: (lambda iterator=iterator: trainer.train_epoch(iterator).loss) for name, iterator in iterators.items()}

@@ -22,7 +22,7 @@ from finetune.cli import main
 from finetune.captioning import inputs as captioning_inputs
 from finetune.captioning import training as captioning_training
 from finetune.captioning.bleu import bleu_scores, corpus_bleu
-from finetune.training.runfolder import read_history
+from finetune.training.runfolder import read_history, write_history
 from zoo import decoding, text
 from zoo.models.captioner import Captioner
 
@@ -257,9 +257,9 @@ def test_keras_file_round_trip_in_safe_mode(trained_run, tmp_path):
 def test_resume_continues_after_the_last_completed_epoch(trained_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(trained_run[0], out)
-    # a run killed after writing epoch 16's history row but before its checkpoint
-    with (out / "history.csv").open("a") as history:
-        history.write("16,0.1,0.1,0.1,0.1,0.01,0.1\n")
+    finished = read_history(out / "history.csv")
+    # killed after epoch 15's checkpoint, before its history row: the checkpoint holds the row
+    write_history(out / "history.csv", finished[:-1])
     with pytest.raises(zoo.ZooError, match="units=64 \\(the run has 32\\)"):
         captioning.train_captioner(data=colour_bundle(), epochs=17, out=out, resume=True,
                                    **{**RUN_SETTINGS, "units": 64})
@@ -268,6 +268,7 @@ def test_resume_continues_after_the_last_completed_epoch(trained_run, tmp_path):
     metrics = captioning.train_captioner(data=colour_bundle(), epochs=17, out=out, resume=True, **RUN_SETTINGS)
     rows = read_history(out / "history.csv")
     assert [int(row["epoch"]) for row in rows] == list(range(1, 18))
+    assert rows[:15] == finished
     assert metrics["epochs_completed"] == 17 and metrics["greedy"]["bleu4"] == 1.0
 
 

@@ -15,7 +15,7 @@ from finetune.training.config import FinetuneConfig  # noqa: E402
 from finetune.practice.ensemble import build_ensemble, ensemble, load_members  # noqa: E402
 from finetune.serving.loading import load_model  # noqa: E402
 from finetune.training.classification import finetune  # noqa: E402
-from finetune.training.inputs import input_shape_for, load  # noqa: E402
+from finetune.training.inputs import load  # noqa: E402
 from finetune.training.evaluation import evaluate  # noqa: E402
 from test_doctor import image_folder  # noqa: E402
 from finetune.cli import main  # noqa: E402
@@ -112,7 +112,7 @@ def test_an_ema_run_evaluates_with_its_averaged_weights(folder, tmp_path):
     config = config_for(folder, epochs=2, ema=0.9)
     result = finetune(config, out=tmp_path / "run", verbose=0)
     averaged = load_model(tmp_path / "run").model
-    raw = modeling.build(config, 4, input_shape_for(config))
+    raw = modeling.build(config, 4, config.input_shape())
     last_step = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
     tf.train.Checkpoint(model=raw).restore(last_step).expect_partial()
     difference = max(float(np.max(np.abs(a - b))) for a, b in zip(averaged.get_weights(), raw.get_weights()))

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from finetune import optim
+from finetune.training import optim
 from finetune.training.config import FinetuneConfig
 from zoo.errors import ZooError
 

@@ -6,9 +6,12 @@ import dataclasses
 from typing import ClassVar
 
 from finetune.data.specs import DEFAULT_CAPTIONS_SPEC
-from finetune.training.config import RunSettings
+import zoo
+from finetune.training.config import RunSettings, choice, flag, number, require_text, whole
 from zoo import decoding
 from zoo.errors import ZooError
+from zoo.models.captioner import ENCODER_POOLING
+from zoo.text import SPECIAL_TOKENS
 
 # Frozen and randomly initialized (no pretrained weights offline), VGG-11's features caption the
 # built-in scenes better than ResNet-18's: BLEU-4 0.55/0.60 (greedy/beam) against 0.43/0.49 in
@@ -53,14 +56,28 @@ class CaptioningConfig(RunSettings):
     verbose: int = 2
 
     def validate(self) -> "CaptioningConfig":
-        if self.rnn not in ("lstm", "gru"):
-            raise ZooError(f"rnn must be lstm or gru, not {self.rnn!r}")
-        for setting in ("epochs", "batch_size", "image_size", "embedding_dim", "units", "num_layers",
-                        "beam_width", "min_word_count"):
-            if getattr(self, setting) < 1:
-                raise ZooError(f"{setting} must be at least 1, got {getattr(self, setting)}")
-        if self.lr <= 0:
-            raise ZooError(f"the learning rate must be positive, got {self.lr}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ZooError(f"lr_schedule must be cosine or constant, not {self.lr_schedule!r}")
+        """Checks every setting, so that a bad value fails before any folder is made."""
+        choice("rnn", self.rnn, ("lstm", "gru"))
+        choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        choice("encoder_pooling", self.encoder_pooling, tuple(option for option in ENCODER_POOLING if option))
+        if zoo.info(require_text("backbone", self.backbone)).family == "captioner":
+            raise ZooError("a captioner's backbone is an image model such as vgg11 or resnet18, not a captioner")
+        whole("image_size", self.image_size, zoo.info(self.backbone).min_input_size,
+              hint=f"{self.backbone} takes at least {zoo.info(self.backbone).min_input_size} pixels a side")
+        for setting in ("epochs", "batch_size", "embedding_dim", "units", "num_layers", "beam_width", "min_word_count"):
+            whole(setting, getattr(self, setting), 1)
+        whole("vocabulary_size", self.vocabulary_size, len(SPECIAL_TOKENS) + 1, optional=True)
+        whole("max_caption_length", self.max_caption_length, 1, optional=True)
+        whole("max_examples", self.max_examples, 1, optional=True)
+        whole("num_samples", self.num_samples, 0)
+        whole("seed", self.seed, 0)
+        choice("verbose", self.verbose, (0, 1, 2))
+        number("lr", self.lr, 0, None, low_open=True)
+        number("dropout", self.dropout, 0, 1, high_open=True)
+        number("clip_norm", self.clip_norm, 0, None, low_open=True, optional=True)
+        number("length_penalty", self.length_penalty, 0, None)
+        flag("train_encoder", self.train_encoder)
+        flag("download", self.download)
+        for field in ("data", "data_dir", "backbone_weights"):
+            require_text(field, getattr(self, field), optional=True)
         return self

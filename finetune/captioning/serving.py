@@ -13,6 +13,7 @@ from finetune.serving.staging import default_name, find_saved_model, read_metada
 from zoo import decoding
 from zoo.errors import ZooError
 from zoo.models.captioner import Captioner
+from zoo.weights.files import load_model_file
 
 
 def load_captioner(source) -> Captioner:
@@ -27,12 +28,9 @@ def load_captioner(source) -> Captioner:
         path = source
     else:
         raise ZooError(f"{source} is neither a captioning run folder nor a .keras file")
-    try:
-        model = keras.saving.load_model(path, safe_mode=True)
-    except Exception as error:  # a damaged or foreign file: say which, without a traceback
-        raise ZooError(f"cannot load {path}: {error}") from None
+    model = load_model_file(str(path))
     if not isinstance(model, Captioner):
-        raise ZooError(f"{path} holds a {type(model).__name__}, not a captioner")
+        raise ZooError(f"{path} holds a {type(model).__name__}, not a captioner: classify images with `zoo predict`")
     return model
 
 

@@ -20,6 +20,7 @@ import dataclasses
 import math
 import os
 import time
+from pathlib import Path
 
 import keras
 import tensorflow as tf
@@ -92,18 +93,22 @@ def train_captioner(*, out, resume: bool = False, data=None, **settings) -> dict
     if data is not None:
         settings["data"] = "<in-memory>" if in_memory_data else str(data)
     if resume:
-        folder = RunFolder.create(out, resume=True)
-        if not (folder / files.CAPTIONER_CONFIG).is_file():
+        config, _ = CaptioningConfig.load(out).resumed_with(settings)
+        if not (Path(out) / files.CAPTIONER_CONFIG).is_file():
             raise ZooError(f"nothing to resume in {out}: it holds no captioning run ({files.CAPTIONER_CONFIG})")
-        config, _ = CaptioningConfig.load(folder.path).resumed_with(settings)
     else:
         config = CaptioningConfig(**settings).validate()  # before the folder is made: bad settings leave none
-        folder = RunFolder.create(out, resume=False)
+    with RunFolder.create(out, resume=resume) as folder:
+        return _train(config, folder, resume, data if in_memory_data else None)
+
+
+def _train(config: CaptioningConfig, folder: RunFolder, resume: bool, data) -> dict:
+    """The run itself, in a folder this process owns."""
     folder.write_json(files.CONFIG, config.to_dict())
     keras.utils.set_random_seed(config.seed)
     strategy = devices.make_strategy("auto")
 
-    bundle = data if in_memory_data else load_captions(
+    bundle = data if data is not None else load_captions(
         config.data, image_size=config.image_size, seed=config.seed, data_dir=config.data_dir,
         download=config.download, max_examples=config.max_examples)
     train_captions = split_captions(bundle.train)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from finetune import api
+from finetune import api, files
 from finetune.cli.app import cli
 
 
@@ -19,4 +19,4 @@ def caption_command(source, images, beam_width):
     """Caption IMAGES with SOURCE: a captioning run folder, a .keras file or an exported SavedModel."""
     captions = api.caption(source, images, beam_width=beam_width)
     for path, caption in zip(images, captions):
-        click.echo(f"{path}: {caption}")
+        click.echo(f"{files.printable(path)}: {caption}")

@@ -36,7 +36,7 @@ def doctor_command(model, out, overfit_examples, overfit_steps, lr_find_steps, *
     config = build_config(model, options)
     if overfit_examples < 1 or overfit_steps < 1 or lr_find_steps < 0:
         raise ZooError("--overfit-examples and --overfit-steps must be positive, --lr-find-steps >= 0")
-    out = prepare(out or next_run_folder(f"{config.model}-doctor"), resume=False)
+    out = prepare(out or next_run_folder(f"{config.model}-doctor"), resumable=False)
     report = doctor(config, out, overfit_examples=overfit_examples, overfit_steps=overfit_steps,
                     lr_find_steps=lr_find_steps)
     for line in report.lines():

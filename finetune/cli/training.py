@@ -16,6 +16,7 @@ from finetune.serving.batch import predict_data, summary
 from finetune.training import plots
 from finetune.training.classification import finetune as train_classifier
 from finetune.training.config import FinetuneConfig
+from finetune.training.runfolder import check_writable
 from zoo.errors import ZooError
 
 AUGMENT_PRESETS = ("auto", *PRESETS)
@@ -25,6 +26,8 @@ def training_options(function):
     options = [
         click.option("--data", help="Data spec: tfds:NAME[/CONFIG][:SPLIT], a folder, or builtin:NAME "
                                     "(default: the built-in shapes)."),
+        click.option("--labels", help="A CSV of image file names and labels, for a --data folder of images "
+                                      "without class subfolders (labels.csv or train.csv there is found by itself)."),
         click.option("--mode", type=click.Choice(["predict", "head", "full"]), help="predict: no training, top-k "
                      "predictions of --weights on --data; head: train only a new classifier on the frozen backbone; "
                      "full: train everything (default)."),
@@ -45,7 +48,8 @@ def training_options(function):
         click.option("--head-epochs", type=int, help="Full mode: train the head alone for this many epochs first."),
         click.option("--unfreeze-from", help="Full mode: unfreeze the backbone from this layer (prefix) on."),
         click.option("--early-stopping", type=int, help="Stop after this many epochs without validation gain."),
-        click.option("--weights", help="Initial weights: imagenet, or a .keras / .weights.h5 / .h5 file."),
+        click.option("--weights", help="Initial weights: a tag of the model (imagenet, tv_in1k, ...; see `zoo info "
+                     "MODEL`), or a .keras / .weights.h5 / .h5 / PyTorch / .safetensors / .caffemodel file."),
         click.option("--augment", type=click.Choice(AUGMENT_PRESETS), help="Augmentation preset; auto (default): "
                      "shift (random translations) in full mode, none in head mode (backbone features cached)."),
         click.option("--mixup", type=float, help="Mixup alpha (0: off)."),
@@ -134,8 +138,8 @@ def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
         click.echo(f"Wrote {len(rows)} predictions to {out / 'predictions.csv'} and predictions.json; {summary(rows)}")
         return
     if not quiet:
-        click.echo(f"Fine-tuning {config.model} ({config.mode}) on {config.data or 'builtin:zoo_shapes'} "
-                   f"into {out}")
+        data = config.data or (str(Path(config.labels).parent) if config.labels else "builtin:zoo_shapes")
+        click.echo(f"Fine-tuning {config.model} ({config.mode}) on {data} into {out}")
     train_classifier(config, out=out, verbose=0 if quiet else 1)
 
 
@@ -164,7 +168,6 @@ def _finetune_captioner(out, resume, quiet, backbone, rnn, options):
     out = Path(out) if out is not None else api.next_run_folder(api.CAPTIONER)
     if not quiet:
         click.echo(f"{'Resuming' if resume else 'Training'} the captioner in {out}")
-    arguments.setdefault("verbose", 0 if quiet else 1)
     result = api.finetune(api.CAPTIONER, out=out, resume=resume, verbose=0 if quiet else 1, **arguments)
     if not quiet:
         click.echo(json.dumps(result.metrics, indent=2, default=str))
@@ -199,10 +202,17 @@ def evaluate_command(source, data, split, batch_size, max_examples, as_json):
               help="Where to draw loss against learning rate.")
 def lr_find_command(model, steps, start_lr, end_lr, plot, **options):
     """Learning-rate range test: loss against an exponentially rising learning rate, and a suggestion."""
+    if not 0 < start_lr < end_lr:
+        raise ZooError(f"the range runs from --start-lr up to --end-lr: need 0 < start < end, got {start_lr:g} "
+                       f"and {end_lr:g}")
+    if steps < 5:
+        raise ZooError(f"--steps must be at least 5 for the test to suggest a rate, got {steps}")
+    check_writable(Path(plot).parent, "the plot")
     config = build_config(model, options)
     result = lr_find(config, steps=steps, start_lr=start_lr, end_lr=end_lr)
-    plots.learning_rate_finder(result.learning_rates, result.losses, result.suggestion, plot)
     if result.suggestion is None:
         raise ZooError("the loss diverged straight away; lower --start-lr or check the data")
     click.echo(f"Suggested learning rate: {result.suggestion:.2g} (steepest descent of the loss; "
-               f"minimum at {result.minimum_loss_lr:.2g}). Plot: {plot}")
+               f"minimum at {result.minimum_loss_lr:.2g}).")
+    plots.learning_rate_finder(result.learning_rates, result.losses, result.suggestion, plot)
+    click.echo(f"Plot: {plot}")

@@ -2,6 +2,8 @@
 
 - `specs`: the data spec string (builtin:NAME, tfds:NAME[/CONFIG][:SPLIT], or a folder);
 - `source`, `tfds_sources`, `folders`: datasets as per-split streams of undecoded items;
+- `label_files`, `caption_files`: images with a CSV of labels, caption files, as datasets ship them
+  (`image_index` finds the images they name, `text_tables` checks their rows);
 - `images`: image files checked before training and decoded in the pipeline;
 - `pipeline`: decoded, sized, cached, shuffled, batched streams (`load_data`);
 - `captions`: images with their captions, for the captioner (`load_captions`);

@@ -1,15 +1,18 @@
 """Captioned images: images with every reference caption of each, from the built-in scenes, TFDS
-(coco_captions) or a folder of images with a captions file."""
+(coco_captions) or a folder of images with its caption file as datasets distribute them
+(`finetune.data.caption_files`)."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 from pathlib import Path
 
 import tensorflow as tf
 
+from finetune import files
+from finetune.data.caption_files import read_caption_splits
+from finetune.data.image_index import ImageIndex, search_folders
 from finetune.data.images import check_files, summarize_skipped
 from finetune.data.pipeline import check_image_size, decode_items
 from finetune.data.source import AUTOTUNE, Source, carve_validation, cap, keep_small_items_in_memory, read_and_decode
@@ -22,51 +25,52 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class CaptionFolder:
-    paths: list[str]
-    captions: list[list[str]]
+    """The readable captioned images of a folder by split role: (image paths, captions of each)."""
+
+    splits: dict[str, tuple[list[str], list[list[str]]]]
     skipped: list[tuple[str, str]]
 
-def read_caption_file(root: Path) -> dict[str, list[str]]:
-    """{image file name: captions} from captions.csv (`image,caption` rows, a header allowed), else
-    captions.txt or *.token (`image#n<TAB>caption` lines, Flickr8k's format)."""
-    by_image: dict[str, list[str]] = {}
-    csv_file = root / "captions.csv"
-    if csv_file.is_file():
-        with csv_file.open(newline="", encoding="utf8") as file:
-            for row in csv.reader(file):
-                if len(row) >= 2 and row[0].strip().lower() != "image":
-                    by_image.setdefault(row[0].strip(), []).append(",".join(row[1:]).strip())
-        return by_image
-    token_file = next((path for path in [root / "captions.txt", *sorted(root.glob("*.token"))] if path.is_file()), None)
-    if token_file is None:
-        raise ZooError(f"{root} has no captions.csv (image,caption rows) or captions.txt/*.token "
-                       f"(image#n<TAB>caption lines): add one next to the images")
-    for line in token_file.read_text(encoding="utf8").splitlines():
-        if "\t" in line:
-            key, caption = line.split("\t", 1)
-            by_image.setdefault(key.split("#")[0].strip(), []).append(caption.strip())
-    return by_image
-
-def caption_folder(root: Path) -> CaptionFolder:
-    """A Flickr8k-style folder: images (in it, or in images/ or Images/) plus a captions file
-    (see `_read_caption_file`). Every caption of an image is kept."""
-    if not root.is_dir():
-        raise ZooError(f"no such folder: {root}")
-    by_image = read_caption_file(root)
-    names, files, skipped = [], [], []
-    for name in sorted(by_image):
-        folders = (root, root / "images", root / "Images")
-        found = next((folder / name for folder in folders if (folder / name).is_file()), None)
-        if found is None:
-            skipped.append((name, "missing"))
-        else:
-            names.append(name)
-            files.append(str(found))
-    checked = check_files(files)
+def caption_folder(source: Path) -> CaptionFolder:
+    """A captioning dataset as distributed: a folder of images with its caption file (or that file
+    itself), in any format `finetune.data.caption_files` reads. Every caption of an image is kept."""
+    if not source.exists():
+        raise ZooError(f"no such folder: {source}")
+    captioned = read_caption_splits(source)
+    root = source if source.is_dir() else source.parent
+    # A caption file given itself may sit in a text folder beside the images' (Flickr8k_text/).
+    around = [] if source.is_dir() else search_folders(root.parent)
+    candidates, skipped = [], []  # (role, file, captions) to check; (name, reason)
+    for role, caption_file in captioned.splits.items():
+        first = [caption_file.image_folder] if caption_file.image_folder else []
+        index = ImageIndex(search_folders(root, first=[*first, caption_file.path.parent]) + around)
+        for name, captions in caption_file.captions.items():
+            found = index.find(name)
+            if not captions:
+                skipped.append((name, f"no captions in {caption_file.path.name}"))
+            elif found is None:
+                skipped.append((name, "missing"))
+            else:
+                candidates.append((role, str(found), captions))
+    if not candidates:
+        missing = [name for name, reason in skipped if reason == "missing"]
+        raise ZooError(f"none of the {len(missing)} images {captioned.described} names were found in {root} or "
+                       f"its subfolders (the first: {missing[0]!r}); put the images beside the caption file or in "
+                       f"an images/ folder" if missing else f"{captioned.described} holds no captions")
+    checked = check_files([path for _, path, _ in candidates])
     skipped += checked.skipped
     if not checked.paths:
-        raise ZooError(f"{root}: none of the captioned images could be read ({len(skipped)} skipped)")
-    return CaptionFolder(checked.paths, [by_image[names[index]] for index in checked.indices], skipped)
+        raise ZooError(f"none of the {len(candidates)} captioned images in {root} could be read: "
+                       f"{summarize_skipped(checked.skipped, root)}")
+    splits: dict[str, tuple[list[str], list[list[str]]]] = {}
+    for index, path in zip(checked.indices, checked.paths):
+        role, _, captions = candidates[index]
+        paths, references = splits.setdefault(role, ([], []))
+        paths.append(path)
+        references.append(captions)
+    if "train" not in splits:
+        raise ZooError(f"none of the training images of {captioned.described} could be read "
+                       f"({summarize_skipped(skipped, root)})")
+    return CaptionFolder(splits, skipped)
 
 @dataclasses.dataclass
 class CaptionBundle:
@@ -83,10 +87,12 @@ def caption_folder_source(spec: DataSpec) -> Source:
     folder = caption_folder(Path(spec.name).expanduser())
     if folder.skipped:
         log.warning(summarize_skipped(folder.skipped, spec.name))
-    captions = tf.ragged.constant(folder.captions, dtype=tf.string)
-    train = tf.data.Dataset.from_tensor_slices((tf.constant(folder.paths, tf.string), captions))
-    return Source({"train": train}, {"train": len(folder.paths)}, read_and_decode, [],
-                  [path for path, _ in folder.skipped], str(spec), files=True)
+    splits, sizes = {}, {}
+    for role, (paths, references) in folder.splits.items():
+        captions = tf.ragged.constant(references, dtype=tf.string)
+        splits[role] = tf.data.Dataset.from_tensor_slices((tf.constant(files.path_bytes(paths), tf.string), captions))
+        sizes[role] = len(paths)
+    return Source(splits, sizes, read_and_decode, [], [path for path, _ in folder.skipped], str(spec), files=True)
 
 def caption_tfds_source(spec: DataSpec, data_dir, download) -> Source:
     builder = tfds_builder(spec, resolve_data_dir(data_dir))
@@ -94,7 +100,8 @@ def caption_tfds_source(spec: DataSpec, data_dir, download) -> Source:
     if "captions" not in info.features:
         raise ZooError(f"{spec} has no captions; captioning takes builtin:zoo_shape_captions, "
                        f"tfds:coco_captions or a folder of images with a captions file")
-    prepare(builder, spec, download)
+    builder = prepare(builder, spec, download)
+    info = builder.info  # with the split sizes of the prepared data
     decoders, decode = undecoded_reader(builder, "image")
 
     def image_and_captions(example):
@@ -113,9 +120,10 @@ def caption_tfds_source(spec: DataSpec, data_dir, download) -> Source:
 def load_captions(spec: str | None = None, *, image_size, batch_size: int = 32, seed: int = 0,
                   data_dir: str | None = None, download: bool = True, max_examples: int | None = None,
                   validation_fraction: float = 0.1) -> CaptionBundle:
-    """Images with all their reference captions: `builtin:zoo_shape_captions` (default), a
-    Flickr8k-style folder (images plus captions.csv `image,caption` or captions.txt / *.token
-    `image#n<TAB>caption`), or `tfds:coco_captions` (prepared data).
+    """Images with all their reference captions: `builtin:zoo_shape_captions` (default), a folder
+    of images with its caption file (Flickr8k's captions.txt or Flickr8k.token.txt with its split
+    lists, Flickr30k's results.csv, COCO's captions_*.json, or captions.csv `image,caption`; see
+    `finetune.data.caption_files`) or that file itself, or `tfds:coco_captions` (prepared data).
 
     Args:
         image_size: an int (square RGB) or (height, width, channels).

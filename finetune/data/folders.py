@@ -1,5 +1,5 @@
-"""Class folders: a folder of class subfolders of images (optionally under train/, val/, test/),
-every file checked before training."""
+"""Image folders: class subfolders of images (optionally under train/, val/, test/), or a folder of
+images with a label file (`finetune.data.label_files`); every file checked before training."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from finetune import files
 from finetune.data.images import check_files, summarize_skipped, IMAGE_EXTENSIONS
+from finetune.data.label_files import LABEL_FILES, find_label_file, label_file_source
 from finetune.data.source import Source, read_and_decode
 from finetune.data.specs import DataSpec
 from zoo.errors import ZooError
@@ -30,13 +32,22 @@ def _class_folders(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
 
 def _split_folders(root: Path) -> dict[str, Path]:
+    """The train/val/test folders of `root`, their names matched whatever their case (Train/, VAL/);
+    none unless there is a training folder."""
+    by_name: dict[str, list[Path]] = {}
+    for path in root.iterdir():
+        if path.is_dir():
+            by_name.setdefault(path.name.lower(), []).append(path)
     found = {}
     for role, names in SPLIT_FOLDERS.items():
-        for name in names:
-            if (root / name).is_dir():
-                found[role] = root / name
-                break
+        matches = [path for name in names for path in sorted(by_name.get(name, []))]
+        if len(matches) > 1:
+            raise ZooError(f"{root} has {len(matches)} {role} folders ({', '.join(path.name for path in matches)}): "
+                           f"keep one")
+        if matches:
+            found[role] = matches[0]
     return found if "train" in found else {}
+
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
@@ -53,7 +64,8 @@ def scan_folder(root: Path) -> FolderLayout:
     folder_names = [folder.name for folder in _class_folders(train_root)]
     if not folder_names:
         raise ZooError(f"{train_root} has no class subfolders: put each class's images in a "
-                       f"subfolder named after it (e.g. {root}/cats/1.jpg)")
+                       f"subfolder named after it (e.g. {root}/cats/1.jpg), or give a CSV of file names and "
+                       f"labels with --labels FILE")
     candidates: list[tuple[str, str, Path]] = []  # (role, class folder name, file)
     for role, folder in split_roots.items():
         for class_folder in _class_folders(folder):
@@ -85,10 +97,13 @@ def scan_folder(root: Path) -> FolderLayout:
     for role, name, path in usable:
         splits[role][0].append(path)
         splits[role][1].append(class_names.index(name))
-    return FolderLayout(class_names, splits, skipped)
+    # folder names that are not UTF-8 name their classes in printable text (the paths keep their bytes)
+    return FolderLayout([files.printable(name) for name in class_names], splits, skipped)
 
 
-def folder_source(spec: DataSpec, seed: int) -> Source:
+def folder_source(spec: DataSpec, seed: int, labels=None) -> Source:
+    """A data folder as a source: read through its label file when it has one (or `labels` is
+    given), else through its class subfolders."""
     root = Path(spec.name).expanduser()
     if not root.exists():
         hint = ""
@@ -96,7 +111,10 @@ def folder_source(spec: DataSpec, seed: int) -> Source:
             hint = f"; for a dataset write tfds:{spec.name} or builtin:NAME"
         raise ZooError(f"no such folder: {root}{hint}")
     if not root.is_dir():
-        raise ZooError(f"{root} is a file: a data folder holds one subfolder of images per class")
+        raise ZooError(f"{root} is a file: a data folder holds one subfolder of images per class, or images and "
+                       f"a label file ({' or '.join(LABEL_FILES[:2])})")
+    if labels is not None or find_label_file(root) is not None:
+        return label_file_source(root, labels, seed)
     layout = scan_folder(root)
     splits, sizes = {}, {}
     for role, (paths, labels) in layout.splits.items():
@@ -104,7 +122,7 @@ def folder_source(spec: DataSpec, seed: int) -> Source:
         order = np.random.default_rng(seed).permutation(len(paths))
         sizes[role] = len(paths)
         splits[role] = tf.data.Dataset.from_tensor_slices((
-            tf.constant([paths[index] for index in order], tf.string),
+            tf.constant(files.path_bytes(paths[index] for index in order), tf.string),
             tf.constant([labels[index] for index in order], tf.int32),
         ))
     if layout.skipped:

@@ -22,6 +22,8 @@ from pathlib import Path
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from finetune import files
+
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ def _undecodable(paths: list[str]) -> list[int]:
     def attempt(index, path):
         return index, tf.shape(decode(tf.io.read_file(path)))[0]
 
-    attempts = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), tf.constant(paths, tf.string)))
+    attempts = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), tf.constant(files.path_bytes(paths), tf.string)))
     attempts = attempts.map(attempt, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors().batch(1024)
     decoded = set()
     for indices, _ in attempts:

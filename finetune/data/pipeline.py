@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from finetune import files
 from finetune.data import images as image_files
 from finetune.data.folders import folder_source
 from finetune.data.source import AUTOTUNE, Source, cap, carve_validation, keep_small_items_in_memory, read_and_decode
@@ -32,10 +34,18 @@ STATISTICS_PIXEL_STRIDE = 7  # every 7th pixel of those is plenty
 LABEL_MODES = ("int", "categorical")
 
 
-def open_source(spec: DataSpec, data_dir, download, seed) -> Source:
+def open_source(spec: DataSpec, data_dir, download, seed, labels=None) -> Source:
     if spec.kind == "folder":
-        return folder_source(spec, seed)
+        return folder_source(spec, seed, labels)
+    if labels is not None:
+        raise ZooError(f"--labels names the labels of a folder of images, not of {spec}")
     return tfds_source(spec, resolve_data_dir(data_dir), download)
+
+def labelled_spec(spec: str | None, labels) -> str | None:
+    """The data spec, or the label file's folder when only a label file is given."""
+    if spec is None and labels is not None:
+        return str(Path(labels).expanduser().parent)
+    return spec
 
 def fit_image(image, image_size):
     """A decoded image converted to the model's channels (gray <-> RGB, alpha dropped) and resized
@@ -142,7 +152,7 @@ def decoded_bytes(sizes: dict[str, int], image_size) -> int:
 def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, preprocessing=None, augment=None,
               validation_fraction: float = 0.2, seed: int = 0, data_dir: str | None = None, download: bool = True,
               cache: bool | None = None, drop_remainder: bool = False, shuffle_buffer: int = 10000,
-              max_examples: int | None = None, label_mode: str = "int") -> DataBundle:
+              max_examples: int | None = None, label_mode: str = "int", labels=None) -> DataBundle:
     """Resolves `spec` and returns batched train/validation/test streams sized for a model.
 
     Args:
@@ -161,13 +171,16 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         shuffle_buffer: 0 turns shuffling off (e.g. for evaluation or exact comparisons).
         max_examples: at most this many examples per split.
         label_mode: "int" or "categorical" (one-hot, as mixup and label smoothing need).
+        labels: a CSV of image file names and labels for a folder spec (found by itself when the
+            folder holds labels.csv or train.csv; `finetune.data.label_files`). With no spec, its
+            folder is the data.
     """
     if label_mode not in LABEL_MODES:
         raise ZooError(f"label_mode must be 'int' or 'categorical', not {label_mode!r}")
     if batch_size < 1:
         raise ZooError(f"batch_size must be at least 1, got {batch_size}")
     image_size = check_image_size(image_size)
-    source = open_source(parse_spec(spec), data_dir, download, seed)
+    source = open_source(parse_spec(labelled_spec(spec, labels)), data_dir, download, seed, labels)
     if len(source.class_names) < 2:
         raise ZooError(f"{source.description} has {len(source.class_names)} class(es): a classifier needs at least two")
     carve_validation(source, validation_fraction, seed)
@@ -223,10 +236,12 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
     )
 
 def read_statistics(spec: str | None = None, *, image_size, validation_fraction: float = 0.2, seed: int = 0,
-                    data_dir: str | None = None, download: bool = True, max_examples: int | None = None) -> dict:
+                    data_dir: str | None = None, download: bool = True, max_examples: int | None = None,
+                    labels=None) -> dict:
     """The training split's pixel statistics (`DataBundle.statistics`) of a data spec, without training."""
     return load_data(spec, image_size=image_size, validation_fraction=validation_fraction, seed=seed,
-                     data_dir=data_dir, download=download, max_examples=max_examples, shuffle_buffer=0).statistics
+                     data_dir=data_dir, download=download, max_examples=max_examples, shuffle_buffer=0,
+                     labels=labels).statistics
 
 def load_images(paths, image_size, preprocessing=None, batch_size: int = 64):
     """Reads image files to predict on, checked like training data.
@@ -241,7 +256,7 @@ def load_images(paths, image_size, preprocessing=None, batch_size: int = 64):
         log.warning(image_files.summarize_skipped(checked.skipped, "the given images"))
     if not checked.paths:
         return np.zeros((0, *image_size), np.float32), [], checked.skipped
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(checked.paths, tf.string))
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(files.path_bytes(checked.paths), tf.string))
     dataset = dataset.map(lambda path: fit_image(read_and_decode(path), image_size), num_parallel_calls=AUTOTUNE)
     images = np.concatenate([batch.numpy() for batch in dataset.batch(batch_size)]).astype(np.float32)
     if preprocessing is not None:

@@ -7,7 +7,9 @@ A data spec is one of
   ``$ZOO_DATA_DIR``, else TFDS's default), downloaded when ``download`` is true. SPLIT (TFDS
   syntax, e.g. ``train[:10%]``) replaces the training split; validation is then carved from it;
 - a folder of class subfolders of images (JPEG/PNG/BMP/GIF), optionally under ``train/``,
-  ``val/`` (or ``validation/``) and ``test/``.
+  ``val/`` (or ``validation/``) and ``test/``; or a folder of images with a CSV of labels
+  (``finetune.data.label_files``); for captioning, a folder with its caption file
+  (``finetune.data.caption_files``).
 """
 
 from __future__ import annotations

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
+import shutil
+from pathlib import Path
 
+import filelock
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -17,6 +21,7 @@ log = logging.getLogger(__name__)
 
 VALIDATION_NAMES = ("validation", "val", "valid", "dev")
 SMALL_DATASET_BYTES = 250 * 2**20  # TFDS's own auto-cache limit: below it, encoded examples stay in memory
+LOCK_NOTICE_SECONDS = 2.0  # how long to wait for another preparer before saying so
 
 
 def tfds_builder(spec: DataSpec, data_dir: str | None):
@@ -38,11 +43,63 @@ def tfds_builder(spec: DataSpec, data_dir: str | None):
                            f"{', '.join(configs)}") from None
         raise ZooError(f"{spec}: {error}") from None
 
-def prepare(builder, spec: DataSpec, download: bool) -> None:
-    """Makes sure the builder's data is on disk: built-ins are generated (no network involved);
-    other TFDS datasets are downloaded only when `download` is true."""
-    if builder.is_prepared():
-        return
+def prepare(builder, spec: DataSpec, download: bool):
+    """Makes sure the builder's data is on disk and returns the builder to read it with: built-ins
+    are generated (no network involved); other TFDS datasets are downloaded only when `download`
+    is true.
+
+    Preparation holds a lock file beside the data, so that processes sharing a data folder (the
+    workers of a multi-worker run, runs started together) prepare it once: the others wait, then
+    read what the first one wrote. TFDS writes into an `incomplete.*` folder and renames it when
+    done; one left by an interrupted preparation is removed before preparing again.
+    """
+    if _is_prepared(builder):
+        return builder
+    with _preparation_lock(builder, spec):
+        if _is_prepared(builder):  # prepared by another process while this one waited
+            # A fresh builder: this one's info was read before the data existed (no split sizes).
+            return tfds.builder(spec.name, data_dir=str(builder.data_dir_root))
+        _remove_interrupted_preparations(builder)
+        _download_and_prepare(builder, spec, download)
+    return builder
+
+def _is_prepared(builder) -> bool:
+    # TFDS's own check warns of a missing dataset_info.json when the folder does not exist yet.
+    return builder.data_path.exists() and builder.is_prepared()
+
+def _lock_path(builder) -> Path:
+    version_folder = Path(builder.data_dir)
+    return version_folder.parent / f".{version_folder.name}.lock"
+
+@contextlib.contextmanager
+def _preparation_lock(builder, spec: DataSpec):
+    """The data's lock file, held while preparing; waits (saying so) while another process holds it."""
+    path = _lock_path(builder)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(path)
+        try:
+            lock.acquire(timeout=LOCK_NOTICE_SECONDS)
+        except filelock.Timeout:
+            log.warning("Waiting for another process to finish preparing %s in %s", spec, builder.data_dir)
+            lock.acquire()
+    except OSError as error:
+        raise ZooError(f"cannot prepare {spec} in {path.parent}: {error.strerror or error}; pass --data-dir "
+                       f"(or set ZOO_DATA_DIR) to a folder you can write to") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+def _remove_interrupted_preparations(builder) -> None:
+    """Removes the `incomplete.*` folders of this dataset version: under the lock, nobody is writing
+    them, so they are what a killed preparation left."""
+    version_folder = Path(builder.data_dir)
+    for leftover in version_folder.parent.glob(f"{tfds.core.constants.INCOMPLETE_PREFIX}*_{version_folder.name}"):
+        log.info("Removing %s, left by an interrupted preparation", leftover)
+        shutil.rmtree(leftover, ignore_errors=True)
+
+def _download_and_prepare(builder, spec: DataSpec, download: bool) -> None:
     if spec.kind == "builtin":
         log.info("Generating %s into %s (once)", spec, builder.data_dir)
         builder.download_and_prepare()
@@ -104,7 +161,8 @@ def tfds_source(spec: DataSpec, data_dir: str | None, download: bool) -> Source:
     if label_key not in info.features or not hasattr(info.features[label_key], "names"):
         hint = "; for captions use load_captions (`zoo caption`)" if "caption" in str(label_key) else ""
         raise ZooError(f"{spec} has no class labels to train a classifier on{hint}")
-    prepare(builder, spec, download)
+    builder = prepare(builder, spec, download)
+    info = builder.info  # with the split sizes of the prepared data
     decoders, decode = undecoded_reader(builder, image_key)
     splits, sizes = {}, {}
     for role, split in split_names(spec, set(info.splits.keys())).items():

@@ -24,7 +24,7 @@ from finetune.practice.lr_find import lr_find
 from finetune.practice.report import Report, write_report
 from finetune.training import diagnostics, modeling, optim
 from finetune.training.config import FinetuneConfig
-from finetune.training.inputs import input_shape_for, load
+from finetune.training.inputs import load
 from finetune.training.objectives import per_example_loss
 
 __all__ = ["FAIL", "PASS", "WARN", "Report", "doctor", "examine"]
@@ -107,7 +107,7 @@ def doctor(config: FinetuneConfig, out=None, *, overfit_examples: int = 20, over
     bundle, train, _, _, _ = load(clean, batch_size, drop_remainder=False)
     images, labels = next(iter(train))
     images, labels = images.numpy(), labels.numpy()
-    shape = input_shape_for(clean)
+    shape = clean.input_shape()
 
     def build_model():
         keras.utils.set_random_seed(clean.seed)

@@ -17,13 +17,13 @@ import keras
 
 from finetune import files
 from finetune.data.pipeline import load_data
-from finetune.serving.loading import IDENTITY, LoadedModel, load_model
+from finetune.serving.loading import CAPTIONING, IDENTITY, LoadedModel, check_class_names, load_model, task_of
 from finetune.training.evaluation import evaluate
 from finetune.training.runfolder import prepare
 from zoo.errors import ZooError
 
 # Settings that decide which examples a run's validation split holds.
-SPLIT_SETTINGS = ("data", "seed", "validation_fraction", "max_examples", "data_dir")
+SPLIT_SETTINGS = ("data", "labels", "seed", "validation_fraction", "max_examples", "data_dir")
 
 
 def load_members(sources) -> list[LoadedModel]:
@@ -31,6 +31,9 @@ def load_members(sources) -> list[LoadedModel]:
     same channels."""
     if len(sources) < 2:
         raise ZooError("an ensemble needs at least two runs")
+    for source in sources:
+        if task_of(source) == CAPTIONING:
+            raise ZooError(f"{source} is a captioning run: ensembles average classifiers' probabilities")
     members = [load_model(source) for source in sources]
     first = members[0]
     for source, member in zip(sources[1:], members[1:]):
@@ -114,13 +117,12 @@ def ensemble(sources, out=None, *, data=None, split: str = "validation", batch_s
         data if data is not None else settings.get("data"), image_size=tuple(model.input_shape[1:]),
         batch_size=batch_size, preprocessing=None, seed=settings.get("seed") or 0,
         validation_fraction=settings.get("validation_fraction") or 0.2, data_dir=settings.get("data_dir"),
-        max_examples=max_examples if max_examples is not None else settings.get("max_examples"), shuffle_buffer=0)
+        max_examples=max_examples if max_examples is not None else settings.get("max_examples"), shuffle_buffer=0,
+        labels=settings.get("labels") if data is None else None)
     dataset = bundle.test if split == "test" else bundle.validation
     if dataset is None:
         raise ZooError(f"{bundle.description} has no {split} split")
-    if list(bundle.class_names) != members[0].class_names:
-        raise ZooError(f"{bundle.description} has classes {_short(list(bundle.class_names))}, the runs "
-                       f"{_short(members[0].class_names)}")
+    check_class_names(bundle.class_names, members[0].class_names, bundle.description.split(" (")[0], "the runs")
     top_k = min(5, len(members[0].class_names))
     results = [{"source": source, **evaluate(pipeline, dataset, top_k)} for source, pipeline in zip(sources, pipelines)]
     result = EnsembleResult(results, evaluate(model, dataset, top_k), split, Path(out) if out is not None else None)
@@ -131,7 +133,7 @@ def ensemble(sources, out=None, *, data=None, split: str = "validation", batch_s
 
 def save(model: keras.Model, members: list[LoadedModel], result: EnsembleResult) -> None:
     """The ensemble's run folder: best.keras, classes.json (raw pixels in), ensemble.json."""
-    out = prepare(result.out, resume=False)
+    out = prepare(result.out, resumable=False)
     files.save_model_atomically(model, out / files.BEST)
     channels = int(model.input_shape[-1])
     files.write_json(out / files.CLASSES, {

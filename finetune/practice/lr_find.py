@@ -11,7 +11,7 @@ import numpy as np
 
 from finetune.training import modeling, optim
 from finetune.training.config import FinetuneConfig
-from finetune.training.inputs import input_shape_for, load
+from finetune.training.inputs import load
 from finetune.training.objectives import per_example_loss
 
 
@@ -76,7 +76,7 @@ def lr_find(config: FinetuneConfig, steps: int = 100, start_lr: float = 1e-7, en
     """The range test for a fine-tuning config, on its training data and model."""
     keras.utils.set_random_seed(config.seed)
     bundle, train, _, _, _ = load(config, config.batch_size, drop_remainder=False)
-    model = modeling.build(config, bundle.num_classes, input_shape_for(config))
+    model = modeling.build(config, bundle.num_classes, config.input_shape())
     return range_test(model, train, optimizer=config.optimizer, start_lr=start_lr, end_lr=end_lr, steps=steps,
                       label_smoothing=config.label_smoothing, momentum=config.momentum, nesterov=config.nesterov,
                       weight_decay=config.weight_decay)

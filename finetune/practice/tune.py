@@ -33,8 +33,9 @@ import numpy as np
 from finetune import files
 from finetune.training.classification import finetune
 from finetune.training.config import FinetuneConfig
+from finetune.training.loop import LossDiverged
 from finetune.training.plots import plt, save_figure
-from finetune.training.runfolder import write_history
+from finetune.training.runfolder import check_writable, write_history
 from zoo.errors import ZooError
 
 
@@ -214,6 +215,7 @@ def describe(params: dict) -> str:
 
 def _start_or_continue(out: Path, settings: dict) -> None:
     saved = out / "tune.json"
+    check_writable(out, "the search")
     if out.is_dir() and any(out.iterdir()):
         if not saved.is_file():
             raise ZooError(f"{out} holds something other than a search; pick another --out")
@@ -237,7 +239,8 @@ def _trial(base: FinetuneConfig, params: dict, epochs: int, folder: Path, number
         started = time.perf_counter()
         try:
             finetune(config if not resume else None, out=folder, resume=resume, verbose=0)
-        except ZooError as error:  # a diverging trial is a result too: that region is too hot
+        except LossDiverged as error:  # a diverging trial is a result too: that region is too hot
+            # (any other error, bad data say, fails every trial alike: it stops the search)
             row.update(status=f"failed: {error}", seconds=time.perf_counter() - started)
             return row
         row["seconds"] = time.perf_counter() - started

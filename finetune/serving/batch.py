@@ -14,6 +14,7 @@ from finetune import files
 from finetune.data.pipeline import load_data
 from finetune.serving.loading import LoadedModel, default_class_names, load_model
 from finetune.training.config import FinetuneConfig
+from zoo.weights.pretrained import weights_preprocessing
 
 
 def load_source(config: FinetuneConfig) -> LoadedModel:
@@ -24,8 +25,7 @@ def load_source(config: FinetuneConfig) -> LoadedModel:
         return load_model(config.weights)
     spec = zoo.info(config.model)
     model = zoo.create(config.model, weights=config.weights, **config.model_options)
-    weights = spec.weights.get(config.weights) if config.weights else None
-    preprocessing = (weights.preprocessing if weights else spec.preprocessing).for_channels(model.input_shape[-1])
+    preprocessing = weights_preprocessing(spec, config.weights, config.model_options).for_channels(model.input_shape[-1])
     warnings: list[str] = []
     return LoadedModel(model, preprocessing, default_class_names(model.output_shape[-1], warnings), "", warnings)
 
@@ -38,7 +38,8 @@ def predict_data(config: FinetuneConfig, out=None, top_k: int | None = None) -> 
     bundle = load_data(config.data, image_size=loaded.input_shape, batch_size=config.batch_size,
                        preprocessing=loaded.preprocessing, seed=config.seed,
                        validation_fraction=config.validation_fraction, data_dir=config.data_dir,
-                       download=config.download, max_examples=config.max_examples, shuffle_buffer=0)
+                       download=config.download, max_examples=config.max_examples, shuffle_buffer=0,
+                       labels=config.labels)
     split, dataset = ("test", bundle.test) if bundle.test is not None else ("validation", bundle.validation)
     rows = []
     for images, labels in dataset:

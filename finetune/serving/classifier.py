@@ -42,17 +42,24 @@ class Classifier:
         return self._classify(tf.image.resize(tf.cast(images, tf.float32), [self.height, self.width]))
 
     def _decode(self, encoded):
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        image = tf.image.resize(tf.cast(image, tf.float32), [self.height, self.width])
-        if self.channels == 1:
-            image = tf.image.rgb_to_grayscale(image)
-        return tf.ensure_shape(image, [self.height, self.width, self.channels])
+        return decode_image(encoded, (self.height, self.width, self.channels))
 
     def _classify(self, pixels):
         probabilities = tf.cast(self.model(self.preprocess(pixels), training=False), tf.float32)
         scores, indices = tf.math.top_k(probabilities, k=self.top_k)
         classes = self.class_table.lookup(tf.cast(indices, tf.int64))
         return {"classes": classes, "scores": scores, "probabilities": probabilities}
+
+def decode_image(encoded, input_shape):
+    """One encoded image file -> float32 pixels in [0, 255] at `input_shape` (height, width,
+    channels): decoded as RGB, resized (bilinear), converted to gray for one channel."""
+    height, width, channels = input_shape
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image = tf.image.resize(tf.cast(image, tf.float32), [height, width])
+    if channels == 1:
+        image = tf.image.rgb_to_grayscale(image)
+    return tf.ensure_shape(image, [height, width, channels])
+
 
 def class_name_table(class_names, labels_file=None):
     """A lookup table from class index to name; from `labels_file` (then saved as a SavedModel asset)

@@ -31,7 +31,7 @@ from finetune.serving.staging import default_name, staged_export, write_metadata
 from zoo.errors import ZooError
 
 
-def _check_class_names(class_names: list[str]) -> None:
+def check_names_fit_labels_file(class_names: list[str]) -> None:
     for name in class_names:
         if not name or "\n" in name or "\r" in name:
             raise ZooError(f"class names must be non-empty single lines for {files.LABELS}, not {name!r}")
@@ -39,7 +39,7 @@ def _check_class_names(class_names: list[str]) -> None:
 
 def write_saved_model(loaded, directory: Path, top_k: int) -> None:
     """Writes `loaded` as a SavedModel with the two image signatures into `directory`."""
-    _check_class_names(loaded.class_names)
+    check_names_fit_labels_file(loaded.class_names)
     with tempfile.TemporaryDirectory() as scratch:
         # the lookup table reads labels.txt; the SavedModel copies it into assets/ as its asset
         labels = Path(scratch) / files.LABELS

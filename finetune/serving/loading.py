@@ -1,9 +1,11 @@
 """A trained classifier with what serving it needs: its preprocessing and class names.
 
 `load_model` reads a ``.keras`` file or a run folder, for export, predict and evaluate alike:
-- a ``.keras`` file: preprocessing from the zoo spec of ``model.name`` (identity, with a warning,
-  for models the zoo does not know); class names from a labels file, else ImageNet's for 1000
-  outputs when Keras's class index is cached, else ``class_0, class_1, ...``;
+- a ``.keras`` file: preprocessing and class names from the record `zoo import` keeps in it
+  (`zoo.weights.files.WEIGHTS_METADATA`: the weights' own convention), else preprocessing from the
+  zoo spec of ``model.name`` (identity, with a warning, for models the zoo does not know); class
+  names from a labels file, else ImageNet's for 1000 outputs when Keras's class index is cached,
+  else ``class_0, class_1, ...``;
 - a run folder: ``config.json`` and/or ``classes.json`` (``model``, ``input_shape``, ``class_names``,
   ``preprocessing``) beside ``best.keras`` (or ``last.keras``).
 Models trained with mixed precision load computing in float32 (`float32_model`).
@@ -19,11 +21,13 @@ from pathlib import Path
 
 
 from finetune import files
+from finetune.serving.staging import find_saved_model
 from finetune.training.precision import float32_model
 from zoo import imagenet, registry
 from zoo.errors import ZooError
 from zoo.preprocessing import Preprocessing
-from zoo.weights.files import load_model_file
+from zoo.weights.files import load_model_file, read_keras_metadata
+from zoo.weights.pretrained import preprocessing_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,8 @@ def read_labels(path) -> list[str]:
         lines = Path(path).read_text(encoding="utf8").splitlines()
     except OSError as error:
         raise ZooError(f"cannot read the labels file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ZooError(f"{path} is not UTF-8 text: save the labels file as UTF-8, one class name per line") from None
     names = [line.strip() for line in lines]
     while names and not names[-1]:
         names.pop()
@@ -111,6 +117,21 @@ def _run_model_path(folder: Path) -> str:
     raise ZooError(f"{folder} holds no trained model ({' or '.join(files.RUN_MODELS)}); has the run saved an epoch yet?")
 
 
+def _not_a_model(source: Path) -> ZooError:
+    """What to say of a SOURCE that is neither a run folder nor a `.keras` file."""
+    export = find_saved_model(source) if source.is_dir() else None
+    if export is None and source.is_dir():  # a TF Serving base folder: BASE/NAME/VERSION
+        export = next(filter(None, (find_saved_model(child) for child in sorted(source.iterdir())
+                                    if child.is_dir())), None)
+    if export is not None:
+        return ZooError(f"{source} is a SavedModel export, which only `zoo predict` takes: give the run folder or "
+                        f".keras file it was exported from (the export keeps a copy, "
+                        f"{export / files.EXPORT_KERAS_COPY})")
+    if not source.exists():
+        return ZooError(f"no such run folder or .keras file: {source}")
+    return ZooError(f"{source} is neither a .keras file nor a run folder (with {' or '.join(RUN_METADATA)})")
+
+
 def load_model(source, labels=None) -> LoadedModel:
     """Loads a `.keras` file or a run folder (see the module docstring for where each piece comes from).
 
@@ -120,6 +141,9 @@ def load_model(source, labels=None) -> LoadedModel:
     """
     source = Path(source)
     warnings: list[str] = []
+    if task_of(source) == CAPTIONING:
+        raise ZooError(f"{source} is a captioning model, not a classifier: caption images with `zoo caption`, "
+                       f"evaluate and export it with `zoo evaluate` and `zoo export`")
     if _is_run_folder(source):
         keras_path = _run_model_path(source)
         model = float32_model(load_model_file(keras_path))
@@ -131,10 +155,12 @@ def load_model(source, labels=None) -> LoadedModel:
     elif source.suffix == ".keras":
         keras_path = str(source)
         model = float32_model(load_model_file(keras_path))
-        preprocessing = _preprocessing_from_spec(model, warnings)
-        class_names = None
+        record = read_keras_metadata(keras_path) or {}
+        preprocessing = (preprocessing_from_dict(record["preprocessing"]).for_channels(int(model.input_shape[-1]))
+                         if record.get("preprocessing") else _preprocessing_from_spec(model, warnings))
+        class_names = record.get("class_names") if isinstance(record.get("class_names"), list) else None
     else:
-        raise ZooError(f"{source} is neither a .keras file nor a run folder (with {' or '.join(RUN_METADATA)})")
+        raise _not_a_model(source)
     num_classes = _output_size(model, source)
     if labels is not None:
         class_names = read_labels(labels)
@@ -182,3 +208,27 @@ def task_of(source) -> str | None:
             return None  # not a .keras archive: the loader says what is wrong with it
         return CAPTIONING if isinstance(config, dict) and config.get("class_name") == "Captioner" else CLASSIFICATION
     return None
+
+
+def _listed(names, limit: int = 5) -> str:
+    names = list(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_class_names(data_names, model_names, data: str, model: str) -> None:
+    """Refuses to score a model on data labelled with other classes (the accuracy would be
+    meaningless), saying which classes differ, or that the order does."""
+    data_names, model_names = [str(name) for name in data_names], [str(name) for name in model_names]
+    if data_names == model_names:
+        return
+    only_data = [name for name in data_names if name not in model_names]
+    only_model = [name for name in model_names if name not in data_names]
+    if not only_data and not only_model:
+        raise ZooError(f"{data} has the classes of {model} in another order ({_listed(data_names)} against "
+                       f"{_listed(model_names)}): labels would be compared with the wrong classes")
+    parts = []
+    if only_data:
+        parts.append(f"{data} has {_listed(only_data)}, which {model} does not predict")
+    if only_model:
+        parts.append(f"{model} predicts {_listed(only_model)}, which {data} does not have")
+    raise ZooError("; ".join(parts) + ": score it on data with the classes it was trained on")

@@ -1,18 +1,23 @@
-"""Predicting on image files with any SOURCE: a `.keras` file, a run folder or an exported SavedModel."""
+"""Predicting on image files with any SOURCE: a `.keras` file, a run folder, an exported SavedModel,
+or an ONNX or LiteRT export run in its own runtime."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from finetune import files
-from finetune.serving.classifier import Classifier
-from finetune.serving.loading import load_model, read_labels
+from finetune.serving.classifier import Classifier, decode_image
+from finetune.serving.loading import default_class_names, load_model, read_labels
+from finetune.serving.runtimes import find_portable_model, open_model
 from finetune.serving.staging import find_saved_model
 from zoo.errors import ZooError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -26,15 +31,14 @@ class Prediction:
 class Predictor:
     """Classifies image files with a model from any SOURCE."""
 
-    def __init__(self, classify_encoded, class_names: list[str], description: str, warnings=()):
-        self._classify_encoded = classify_encoded  # tf.string [N] -> {"probabilities": [N, classes], ...}
+    def __init__(self, probabilities_of, class_names: list[str], description: str, warnings=()):
+        self._probabilities_of = probabilities_of  # tf.string [N] -> numpy float32 [N, classes]
         self.class_names = class_names
         self.description = description
         self.warnings = list(warnings)
 
     def probabilities(self, encoded_images: list[bytes]) -> np.ndarray:
-        outputs = self._classify_encoded(tf.constant(encoded_images, dtype=tf.string))
-        return outputs["probabilities"].numpy()
+        return self._probabilities_of(tf.constant(encoded_images, dtype=tf.string))
 
     def predict_files(self, paths, top_k: int = 5, batch_size: int = 32):
         """Top-k classes per readable image; returns (predictions, skipped) with skipped as (path, reason)."""
@@ -67,13 +71,18 @@ def _unreadable_reason(path) -> str | None:
     return None
 
 def load_predictor(source, labels=None) -> Predictor:
-    """A predictor for a `.keras` file, a run folder or an exported SavedModel."""
+    """A predictor for a `.keras` file, a run folder, an exported SavedModel or an ONNX or LiteRT
+    export (a .onnx or .tflite file, or its export folder)."""
+    portable = find_portable_model(source)
+    if portable is not None:
+        return _portable_predictor(*portable, labels)
     saved_model = find_saved_model(source)
     if saved_model is None:
         loaded = load_model(source, labels)
         classifier = Classifier(loaded)
         classify = tf.function(classifier.classify_encoded, input_signature=classifier.encoded_signature())
-        return Predictor(classify, loaded.class_names, str(source), loaded.warnings)
+        return Predictor(lambda images: classify(images)["probabilities"].numpy(), loaded.class_names, str(source),
+                         loaded.warnings)
     try:
         serving = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     except (OSError, ValueError, KeyError, tf.errors.OpError) as error:
@@ -85,6 +94,46 @@ def load_predictor(source, labels=None) -> Predictor:
     else:
         raise ZooError(f"{saved_model} has no assets/{files.LABELS}; pass --labels FILE")
     num_classes = serving.structured_outputs["probabilities"].shape[-1]
+    _check_class_count(saved_model, num_classes, class_names)
+    return Predictor(lambda images: serving(images=images)["probabilities"].numpy(), class_names, str(saved_model))
+
+
+def _check_class_count(source, num_classes: int | None, class_names: list[str]) -> None:
     if num_classes is not None and num_classes != len(class_names):
-        raise ZooError(f"{saved_model} has {num_classes} outputs but {len(class_names)} class names were given")
-    return Predictor(lambda images: serving(images=images), class_names, str(saved_model))
+        raise ZooError(f"{source} has {num_classes} outputs but {len(class_names)} class names were given")
+
+
+def _portable_predictor(path: Path, export_format: str, labels=None) -> Predictor:
+    """An ONNX or LiteRT model run in its runtime on images decoded and resized here, as the uint8
+    pixels it takes. Class names: `labels`, else labels.txt beside it, else the model's metadata."""
+    runtime = open_model(path, export_format)
+    warnings: list[str] = []
+    if labels is not None:
+        class_names = read_labels(labels)
+    elif (path.parent / files.LABELS).is_file():
+        class_names = read_labels(path.parent / files.LABELS)
+    elif "class_names" in runtime.metadata:
+        class_names = [str(name) for name in runtime.metadata["class_names"]]
+    elif runtime.num_classes is not None:
+        class_names = default_class_names(runtime.num_classes, warnings)
+    else:
+        raise ZooError(f"{path} says nothing of its classes: pass --labels FILE")
+    for warning in warnings:
+        logger.warning(warning)
+    _check_class_count(path, runtime.num_classes, class_names)
+    input_shape = tuple(int(dimension) for dimension in runtime.input_shape)
+    decode = tf.function(lambda images: decoded_pixels(images, input_shape))
+
+    def probabilities_of(images):
+        return runtime.probabilities(decode(images).numpy())
+
+    return Predictor(probabilities_of, class_names, str(path), warnings)
+
+
+def decoded_pixels(images, input_shape):
+    """Encoded image files (tf.string [N]) -> uint8 pixels [N, *input_shape], as ONNX and LiteRT
+    exports take them (decoded and resized as the SavedModel's serving_default does it, then rounded)."""
+    def one(encoded):
+        return tf.cast(tf.round(tf.clip_by_value(decode_image(encoded, input_shape), 0, 255)), tf.uint8)
+
+    return tf.map_fn(one, images, fn_output_signature=tf.TensorSpec(input_shape, tf.uint8))

@@ -105,14 +105,23 @@ def read_metadata(folder: Path) -> dict:
         raise ZooError(f"cannot read {path}: {error}") from None
 
 
-def find_saved_model(source) -> Path | None:
-    """The SavedModel folder `source` names: itself, or the latest numbered version inside it."""
+EXPORTED_MODELS = (files.SAVED_MODEL, files.ONNX_MODEL, files.LITERT_MODEL)
+
+
+def find_export(source) -> Path | None:
+    """The export folder `source` names: itself when it holds an exported model (a SavedModel, an
+    ONNX or a LiteRT model), else its highest numbered version that holds one."""
     source = Path(source)
-    if (source / files.SAVED_MODEL).is_file():
+    if not source.is_dir():
+        return None
+    if any((source / name).is_file() for name in EXPORTED_MODELS):
         return source
-    if source.is_dir():
-        versions = [child for child in source.iterdir()
-                    if child.name.isdigit() and (child / files.SAVED_MODEL).is_file()]
-        if versions:
-            return max(versions, key=lambda child: int(child.name))
-    return None
+    versions = [child for child in source.iterdir()
+                if child.name.isdigit() and any((child / name).is_file() for name in EXPORTED_MODELS)]
+    return max(versions, key=lambda child: int(child.name)) if versions else None
+
+
+def find_saved_model(source) -> Path | None:
+    """The SavedModel folder `source` names: itself, or its latest version when that is a SavedModel."""
+    folder = find_export(source)
+    return folder if folder is not None and (folder / files.SAVED_MODEL).is_file() else None

@@ -7,6 +7,7 @@ optimizers of discriminative learning rates; the epochs, run folder and resume a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -17,9 +18,9 @@ import tensorflow as tf
 
 from finetune import files
 from finetune.training import devices, diagnostics, modeling, optim, plots
-from finetune.training.config import FinetuneConfig
+from finetune.training.config import FinetuneConfig, check_buildable
 from finetune.training.evaluation import evaluate
-from finetune.training.inputs import input_shape_for, load, preprocessing_for
+from finetune.training.inputs import load, preprocessing_for
 from finetune.training.loop import Epochs, run_epochs
 from finetune.training.objectives import Classification
 from finetune.training.precision import float32_model, precision, precision_policy, training_step_flops
@@ -128,15 +129,17 @@ def finetune(config: FinetuneConfig | None, out=None, resume: bool = False, verb
     if config.mode == "predict":
         raise ZooError("--mode predict does not train: use `zoo predict` (or finetune.predict)")
 
+    check_buildable(config)
     strategy = devices.make_strategy(config.strategy)  # first: it may split the CPU before TF starts
-    folder = None
-    if out is not None:
-        folder = RunFolder.create(out, resume=resume, writes=devices.is_chief(strategy),
-                                  worker=devices.task_id(strategy))
-    keras.utils.set_random_seed(config.seed)
-    step_flops = training_step_flops(config.model, input_shape_for(config), config.batch_size)
-    with precision(precision_policy(config.precision, strategy, step_flops)):
-        return _run(config, folder, resume, verbose, strategy)
+    with devices.stopping_together(strategy):
+        folder = None
+        if out is not None:
+            folder = RunFolder.create(out, resume=resume, writes=devices.is_chief(strategy),
+                                      worker=devices.task_id(strategy))
+        keras.utils.set_random_seed(config.seed)
+        step_flops = training_step_flops(config.model, config.input_shape(), config.batch_size)
+        with precision(precision_policy(config.precision, strategy, step_flops)), folder or contextlib.nullcontext():
+            return _run(config, folder, resume, verbose, strategy)
 
 
 def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose: int, strategy) -> RunResult:
@@ -144,7 +147,7 @@ def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose
     tpu = devices.is_tpu(strategy)
     bundle, train, validation, test, augmenting = load(config, global_batch, drop_remainder=tpu)
     class_names = list(bundle.class_names)
-    shape = input_shape_for(config)
+    shape = config.input_shape()
     if folder is not None:
         folder.write_json(files.CONFIG, config.to_dict())
         if not resume:
@@ -198,8 +201,6 @@ def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose
     iterator = iter(strategy.experimental_distribute_dataset(_distributed_options(train.repeat())))
     history = run_epochs(trainer, iterator, epochs, folder, resume=resume, monitor=monitor, verbose=verbose)
     trainer.finalize_ema()
-    if folder is not None:
-        folder.finish()
 
     final_model = model
     if folder is not None and (folder / files.BEST).is_file() and not config.ema:
@@ -211,7 +212,7 @@ def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose
                "classes": len(class_names)}
     if config.diagnostics and history:
         metrics["diagnosis"] = diagnostics.diagnose(history)  # overfitting, underfitting, not converged...
-    if test is not None and config.data is not None:
+    if test is not None and (config.data is not None or config.labels is not None):
         metrics["test"] = evaluate(scored, test, config.top_k, config.label_smoothing)
     if folder is not None and folder.writes:
         if config.ema:

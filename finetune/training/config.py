@@ -4,17 +4,70 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import ClassVar
 
+import zoo
 from finetune import files
+from finetune.data.augment import FLAGS, PRESETS
 from zoo.errors import ZooError
+from zoo.flops import shapes_only
 
 MODES = ("predict", "head", "full")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed")
+TASK_COMMANDS = {"classification": "zoo finetune MODEL", "captioning": "zoo finetune captioner"}
+
+
+def _flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _range_text(low, high, low_open: bool, high_open: bool) -> str:
+    if high is None:
+        return f"{'above' if low_open else 'at least'} {low:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def number(field: str, value, low=None, high=None, *, low_open=False, high_open=False, optional=False) -> None:
+    """A finite real number in a range (None allowed when `optional`)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ZooError(f"{_flag_name(field)} must be a number, got {value!r}")
+    if (low is not None and (value < low or (low_open and value == low))) or (
+            high is not None and (value > high or (high_open and value == high))):
+        raise ZooError(f"{_flag_name(field)} must be {_range_text(low, high, low_open, high_open)}, got {value:g}")
+
+
+def whole(field: str, value, minimum: int, *, optional=False, hint: str = "") -> None:
+    """A whole number of at least `minimum` (None allowed when `optional`)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ZooError(f"{_flag_name(field)} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise ZooError(f"{_flag_name(field)} must be at least {minimum}, got {value}" + (f" ({hint})" if hint else ""))
+
+
+def choice(field: str, value, allowed) -> None:
+    if value not in allowed:
+        shown = ", ".join(str(option) for option in allowed if option is not None)
+        raise ZooError(f"{_flag_name(field)} must be one of {shown}, not {value!r}")
+
+
+def flag(field: str, value, *, optional=False) -> None:
+    if not isinstance(value, bool) and not (optional and value is None):
+        raise ZooError(f"{_flag_name(field)} must be true or false, got {value!r}")
+
+
+def require_text(field: str, value, *, optional=False):
+    if (value is None and optional) or (isinstance(value, str) and value.strip()):
+        return value
+    raise ZooError(f"{_flag_name(field)} must be a non-empty text, got {value!r}")
 
 
 class RunSettings:
@@ -49,6 +102,10 @@ class RunSettings:
             raise ZooError(f"cannot read {path}: {error.strerror or error}") from None
         if not isinstance(values, dict):
             raise ZooError(f"{path} holds a JSON {type(values).__name__}, not an object of settings")
+        task = values.get("task", cls.TASK)
+        if task != cls.TASK:
+            command = "zoo finetune captioner" if task == "captioning" else "zoo finetune MODEL"
+            raise ZooError(f"{path} holds the settings of a {task} run, not of a {cls.TASK} run: use `{command}`")
         return cls.from_dict(values)
 
     @classmethod
@@ -56,7 +113,9 @@ class RunSettings:
         values = dict(values)
         task = values.pop("task", cls.TASK)
         if task != cls.TASK:
-            raise ZooError(f"these are the settings of a {task} run, not of a {cls.TASK} run")
+            command = TASK_COMMANDS.get(task)
+            raise ZooError(f"these are the settings of a {task} run, not of a {cls.TASK} run"
+                           + (f": train or resume that run with `{command}`" if command else ""))
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -92,6 +151,7 @@ class FinetuneConfig(RunSettings):
 
     model: str = "lenet5"
     data: str | None = None  # a data spec (see finetune.data); None: the built-in shapes
+    labels: str | None = None  # a CSV of file names and labels for a folder of images (finetune.data.label_files)
     mode: str = "full"
     weights: str | None = None  # None, "imagenet" or a file
     epochs: int = 15
@@ -149,14 +209,76 @@ class FinetuneConfig(RunSettings):
         return "shift" if self.mode == "full" else "none"
 
     def validate(self) -> "FinetuneConfig":
+        """Checks every setting (types, ranges, the model and its options, weights, augmentation),
+        so that a bad value fails before any folder is made or any data is read."""
         for field, allowed in (("mode", MODES), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                               ("strategy", STRATEGIES), ("precision", PRECISIONS)):
-            if getattr(self, field) not in allowed:
-                raise ZooError(f"{field} must be one of {', '.join(allowed)}, not {getattr(self, field)!r}")
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ZooError("epochs must be >= 0, batch size >= 1 and the learning rate > 0")
-        if not 0 <= self.dropout < 1:
-            raise ZooError(f"dropout must be in [0, 1), got {self.dropout}")
+                               ("strategy", STRATEGIES), ("precision", PRECISIONS), ("augment", tuple(PRESETS))):
+            choice(field, getattr(self, field), allowed)
+        spec = zoo.info(require_text("model", self.model))
+        whole("epochs", self.epochs, 1)
+        whole("batch_size", self.batch_size, 1)
+        whole("image_size", self.image_size, spec.min_input_size, optional=True,
+              hint=f"{spec.name} takes at least {spec.min_input_size}x{spec.min_input_size}")
+        choice("channels", self.channels, (1, 3, None))
+        number("lr", self.lr, 0, None, low_open=True)
+        number("momentum", self.momentum, 0, 1, high_open=True)
+        number("weight_decay", self.weight_decay, 0, None)
+        number("warmup_epochs", self.warmup_epochs, 0, None)
+        whole("step_every", self.step_every, 1)
+        number("decay_rate", self.decay_rate, 0, 1, low_open=True)
+        number("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
+        number("dropout", self.dropout, 0, 1, high_open=True)
+        number("clip_norm", self.clip_norm, 0, None, low_open=True, optional=True)
+        number("backbone_lr_scale", self.backbone_lr_scale, 0, None)
+        whole("head_epochs", self.head_epochs, 0)
+        whole("early_stopping", self.early_stopping, 1, optional=True)
+        number("ema", self.ema, 0, 1, low_open=True, high_open=True, optional=True)
+        number("mixup", self.mixup, 0, None)
+        number("cutmix", self.cutmix, 0, None)
+        number("validation_fraction", self.validation_fraction, 0, 1, low_open=True, high_open=True)
+        whole("max_examples", self.max_examples, 1, optional=True)
+        whole("steps_per_execution", self.steps_per_execution, 1)
+        whole("seed", self.seed, 0)
+        whole("top_k", self.top_k, 1)
+        for field in ("nesterov", "cache_features", "download", "shuffle", "jit", "diagnostics"):
+            flag(field, getattr(self, field))
+        flag("cache", self.cache, optional=True)
+        for field in ("data", "labels", "data_dir", "weights", "unfreeze_from"):
+            require_text(field, getattr(self, field), optional=True)
+        if not isinstance(self.model_options, dict) or not isinstance(self.augment_options, dict):
+            raise ZooError("model_options and augment_options are mappings of option names to values")
+        unknown = set(self.model_options) - set(spec.options) - {"classifier_activation"}
+        if unknown:
+            raise ZooError(f"{spec.name} has no option {', '.join(sorted(unknown))}; its options: "
+                           f"{', '.join(sorted(spec.options)) or 'none'}")
+        unknown = set(self.augment_options) - set(FLAGS)
+        if unknown:
+            raise ZooError(f"unknown augmentation flags {', '.join(sorted(unknown))}; known: {', '.join(FLAGS)}")
         if self.head_epochs and self.mode != "full":
             raise ZooError("--head-epochs applies to --mode full (head first, then everything)")
+        if self.head_epochs > self.epochs:
+            raise ZooError(f"--head-epochs ({self.head_epochs}) cannot exceed --epochs ({self.epochs})")
+        if self.weights is not None and self.weights not in spec.weights and not Path(self.weights).exists():
+            tags = ", ".join(spec.weights) or "none"
+            raise ZooError(f"--weights {self.weights}: no such file, and {spec.name} has no weights of that name "
+                           f"(its tags: {tags})")
+        if self.mode == "predict" and self.weights is None:
+            raise ZooError("--mode predict classifies with trained weights: pass --weights (a tag such as imagenet, "
+                           "a .keras file or a run folder)")
         return self
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of the model's input: the model's default, resized and
+        re-channelled as the settings ask."""
+        height, width, channels = zoo.info(self.model).default_input_shape
+        if self.image_size:
+            height = width = self.image_size
+        return (height, width, self.channels or channels)
+
+
+def check_buildable(config: FinetuneConfig) -> None:
+    """Builds the model from shapes alone (no weights are made) at the run's input: an option out
+    of range, or an input its layers cannot take, fails here rather than after data is read."""
+    if config.mode == "predict":
+        return
+    shapes_only(config.model, num_classes=2, input_shape=config.input_shape(), **config.model_options)

@@ -12,22 +12,14 @@ from finetune.data.pipeline import DataBundle, load_data
 from finetune.training.config import FinetuneConfig
 from zoo.errors import ZooError
 from zoo.preprocessing import Preprocessing
-
-
-def input_shape_for(config: FinetuneConfig) -> tuple[int, int, int]:
-    spec = zoo.info(config.model)
-    height, width, channels = spec.default_input_shape
-    if config.image_size:
-        height = width = config.image_size
-    return (height, width, config.channels or channels)
+from zoo.weights.pretrained import weights_preprocessing
 
 
 def preprocessing_for(config: FinetuneConfig, channels: int) -> Preprocessing:
-    """The pixels-to-input convention: the pretrained weights' own, else the model's."""
+    """The pixels-to-input convention: the pretrained weights' own (a tag's, a converted file's, or
+    the one an imported .keras records), else the model's."""
     spec = zoo.info(config.model)
-    weights = spec.weights.get(config.weights) if isinstance(config.weights, str) else None
-    chosen = weights.preprocessing if weights is not None else spec.preprocessing
-    return chosen.for_channels(channels)
+    return weights_preprocessing(spec, config.weights, config.model_options).for_channels(channels)
 
 
 def uses_one_hot(config: FinetuneConfig) -> bool:
@@ -40,13 +32,13 @@ def load(config: FinetuneConfig, global_batch: int, drop_remainder: bool):
     Returns (bundle, train, validation, test, augmenting): the `DataBundle` and its batched
     streams of (preprocessed images, labels); test is None without a test split.
     """
-    shape = input_shape_for(config)
+    shape = config.input_shape()
     bundle: DataBundle = load_data(
         config.data, image_size=shape, batch_size=global_batch, preprocessing=None, augment=None,
         validation_fraction=config.validation_fraction, seed=config.seed, data_dir=config.data_dir,
         download=config.download, cache=config.cache, drop_remainder=drop_remainder,
         max_examples=config.max_examples, label_mode="categorical" if uses_one_hot(config) else "int",
-        shuffle_buffer=10_000 if config.shuffle else 0,
+        shuffle_buffer=10_000 if config.shuffle else 0, labels=config.labels,
     )
     if bundle.num_classes < 2:
         raise ZooError(f"{bundle.description}: at least two classes are needed to train a classifier")
