@@ -187,8 +187,10 @@ def test_auto_augmentation_shifts_in_full_mode_and_keeps_head_features_cacheable
 
 def test_xla_compiled_step_trains_like_the_plain_one(folder):
     # XLA compiles the per-replica step; the loop around the iterator stays outside it.
-    plain = finetune(config_for(folder, mode="full", epochs=1, steps_per_execution=2), verbose=0)
-    compiled = finetune(config_for(folder, mode="full", epochs=1, steps_per_execution=2, jit=True), verbose=0)
+    # no augmentation: XLA draws its random numbers differently
+    plain = finetune(config_for(folder, mode="full", epochs=1, steps_per_execution=2, augment="none"), verbose=0)
+    compiled = finetune(config_for(folder, mode="full", epochs=1, steps_per_execution=2, augment="none", jit=True),
+                        verbose=0)
     plain_loss, compiled_loss = float(plain.history[-1]["loss"]), float(compiled.history[-1]["loss"])
     assert np.isfinite(compiled_loss)
     assert abs(compiled_loss - plain_loss) <= 0.02 * plain_loss
@@ -204,7 +206,9 @@ def run_zoo(*args, env=None, timeout=300):
                           env={**os.environ, **(env or {})})
 
 
-FOLDER_ARGS = ["--image-size", "32", "--channels", "3", "--batch-size", "8", "--seed", "1", "--lr", "3e-3"]
+# no augmentation: each replica of a mirrored run draws its own random shifts
+FOLDER_ARGS = ["--image-size", "32", "--channels", "3", "--batch-size", "8", "--seed", "1", "--lr", "3e-3",
+               "--augment", "none"]
 
 
 def test_resume_after_kill_records_each_epoch_once(folder, tmp_path):

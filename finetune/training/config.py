@@ -212,7 +212,7 @@ class FinetuneConfig(RunSettings):
         """Checks every setting (types, ranges, the model and its options, weights, augmentation),
         so that a bad value fails before any folder is made or any data is read."""
         for field, allowed in (("mode", MODES), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                               ("strategy", STRATEGIES), ("precision", PRECISIONS), ("augment", tuple(PRESETS))):
+                               ("strategy", STRATEGIES), ("precision", PRECISIONS), ("augment", ("auto", *PRESETS))):
             choice(field, getattr(self, field), allowed)
         spec = zoo.info(require_text("model", self.model))
         whole("epochs", self.epochs, 1)
