@@ -27,6 +27,7 @@ from keras import layers
 
 from zoo.errors import ZooError
 from zoo.factory import create
+from zoo.layers import LocalResponseNormalization
 
 try:  # Keras keeps its queue of variables to initialize in an internal module, with no public API
     from keras.src.backend.common import global_state
@@ -102,8 +103,6 @@ def _layer_flops(layer, inputs, outputs, multiply_adds_only: bool) -> int:
         return (len(inputs) - 1) * out_elements
     if isinstance(layer, (layers.Rescaling, layers.Normalization)):
         return 2 * out_elements
-    from zoo.layers import LocalResponseNormalization
-
     if isinstance(layer, LocalResponseNormalization):
         return (layer.depth + 4) * out_elements
     raise ZooError(f"no FLOP rule for layer {layer.name!r} of type {type(layer).__name__}; "
@@ -121,6 +120,15 @@ def _nodes(model):
             if node.is_input:
                 continue
             yield node.operation, list(node.input_tensors), list(node.outputs)
+
+
+def graph_nodes(model):
+    """Every call of a leaf layer, looking inside nested models, as (layer, inputs, outputs)."""
+    for layer, inputs, outputs in _nodes(model):
+        if isinstance(layer, keras.Model):
+            yield from graph_nodes(layer)
+        else:
+            yield layer, inputs, outputs
 
 
 def _graph_flops(model, multiply_adds_only: bool) -> int:

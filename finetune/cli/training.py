@@ -11,6 +11,7 @@ import click
 from finetune import api
 from finetune.cli.app import cli
 from finetune.data.augment import PRESETS
+from finetune.practice.folds import cross_validate
 from finetune.practice.lr_find import lr_find
 from finetune.serving.batch import predict_data, summary
 from finetune.training import plots
@@ -51,6 +52,10 @@ def training_options(function):
         click.option("--mixup", type=float, help="Mixup alpha (0: off)."),
         click.option("--cutmix", type=float, help="CutMix factor (0: off)."),
         click.option("--max-examples", type=int, help="Use at most this many examples per split."),
+        click.option("--balance", type=click.Choice(["oversample", "undersample"]), help="Draw every class "
+                     "equally often in training: oversample the rare ones, or undersample the common ones."),
+        click.option("--class-weights", is_flag=True, default=None, help="Weigh each example's loss by "
+                     "n / (classes x its class's count), so that rare classes count as much as common ones."),
         click.option("--data-dir", type=click.Path(file_okay=False), help="TFDS data folder (default: $ZOO_DATA_DIR)."),
         click.option("--no-download", is_flag=True, default=None, help="Use prepared TFDS data only."),
         click.option("--cache/--no-cache", default=None, help="Keep decoded images in memory (default: when they "
@@ -100,8 +105,10 @@ def build_config(model: str | None, options: dict):
 @click.option("--ema", type=float, help="Keep an exponential moving average of the weights (e.g. 0.99).")
 @click.option("--backbone", help="captioner: the zoo model that encodes the images (default vgg11).")
 @click.option("--rnn", type=click.Choice(["lstm", "gru"]), help="captioner: the decoder's recurrent layer.")
+@click.option("--folds", type=int, help="k-fold cross-validation: K runs, each validating on one of K "
+              "stratified folds of the training data, and their mean and spread (test split untouched).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
+def finetune_command(model, out, resume, quiet, backbone, rnn, folds, **options):
     """Fine-tune MODEL on your data (default: the built-in shapes) and leave a run folder.
 
     \b
@@ -112,7 +119,12 @@ def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
       zoo finetune lenet5 --out runs/lenet --resume
     """
     if model == api.CAPTIONER:
+        if folds:
+            raise ZooError("--folds applies to classifiers: a captioner is judged by BLEU on its held-out split")
         _finetune_captioner(out, resume, quiet, backbone, rnn, options)
+        return
+    if folds is not None:
+        _cross_validate(model, out, resume, quiet, folds, options)
         return
     if backbone or rnn:
         raise ZooError("--backbone and --rnn apply to `zoo finetune captioner` only")
@@ -137,6 +149,23 @@ def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
         click.echo(f"Fine-tuning {config.model} ({config.mode}) on {config.data or 'builtin:zoo_shapes'} "
                    f"into {out}")
     train_classifier(config, out=out, verbose=0 if quiet else 1)
+
+
+def _cross_validate(model, out, resume, quiet, folds, options):
+    """`zoo finetune --folds K`: one run per fold in OUT/fold-N, continued by running it again."""
+    config = build_config(model, options)
+    if config.mode == "predict":
+        raise ZooError("--folds cross-validates training: it does not go with --mode predict")
+    if resume and out is None:
+        raise ZooError("--resume needs --out, the cross-validation folder to continue")
+    out = Path(out) if out is not None else api.next_run_folder(f"{config.model}-cv")
+    if not quiet:
+        click.echo(f"Cross-validating {config.model} on {folds} folds of {config.data or 'builtin:zoo_shapes'} "
+                   f"into {out}")
+    result = cross_validate(config, out, folds, verbose=0 if quiet else 1)
+    for metric, values in result.summary.items():
+        click.echo(f"{metric:>16}  {values['mean']:.4f} ± {values['std']:.4f}  "
+                   f"(min {values['min']:.4f}, max {values['max']:.4f})")
 
 
 # `zoo finetune captioner` options and the captioner trainer's arguments they set
