@@ -23,6 +23,7 @@ import errno
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 from zoo.errors import ZooError
@@ -101,14 +102,22 @@ def write_json(path, values) -> None:
     write_atomically(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 
-def save_model_atomically(model, path) -> None:
-    """model.save to a temporary file in the same folder, then a rename."""
+def save_model_atomically(model, path, extra_entries: dict[str, str] | None = None) -> None:
+    """model.save to a temporary file in the same folder, then a rename.
+
+    `extra_entries` (name -> text) are added to the `.keras` archive first; Keras ignores entries it
+    does not know (the zoo records the weights' preprocessing and class names so).
+    """
     path = Path(path)
     temporary = None
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
         os.close(handle)
         model.save(temporary)
+        if extra_entries:
+            with zipfile.ZipFile(temporary, "a") as archive:
+                for name, text in extra_entries.items():
+                    archive.writestr(name, text)
         os.replace(temporary, path)
     except BaseException as error:
         if temporary is not None:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import benchmarks  # noqa: E402  (sets sys.path and TF_CPP_MIN_LOG_LEVEL first)
+import benchmarks  # noqa: E402, F401  (sets sys.path and TF_CPP_MIN_LOG_LEVEL first)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

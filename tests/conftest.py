@@ -1,5 +1,7 @@
 """Fixtures shared by test files."""
 
+import urllib.error
+
 import pytest
 
 from finetune.data.datasets import BUILTIN_DATASETS
@@ -11,3 +13,14 @@ def shapes_data_dir(tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     BUILTIN_DATASETS["zoo_shapes"](config="tiny", data_dir=data_dir).download_and_prepare()
     return data_dir
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """An empty Keras cache in tmp_path, and any download attempt fails as it does without network."""
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", refuse)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    return tmp_path / "keras_home" / "models"

@@ -4,7 +4,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import urllib.error
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -62,17 +61,6 @@ def keras_file(tmp_path_factory):
     return make
 
 
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """An empty Keras cache in tmp_path, and any download attempt fails as it does without network."""
-    def refuse(*args, **kwargs):
-        raise urllib.error.URLError("no network in tests")
-
-    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", refuse)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    return tmp_path / "keras_home" / "models"
-
-
 @pytest.mark.parametrize("name, include_top, size", [("vgg16", False, 64), ("resnet50v2", False, 96),
                                                      ("resnet50", True, 224)])
 def test_keras_applications_file_gives_the_same_outputs(keras_file, name, include_top, size):
@@ -91,7 +79,7 @@ def test_every_keras_twin_lists_imagenet_weights():
         assert weights.notop_url.endswith(f"{name}_weights_tf_dim_ordering_tf_kernels_notop.h5")
         assert weights.preprocessing == spec.preprocessing  # the spec's convention is the weights'
         assert (weights.num_classes, weights.input_shape, weights.class_names) == (1000, (224, 224, 3), "imagenet")
-    assert zoo.info("vgg11").weights == {} and zoo.info("resnet18").weights == {}
+    assert "imagenet" not in zoo.info("vgg11").weights and "imagenet" not in zoo.info("resnet18").weights
 
 
 def test_imagenet_tag_loads_from_the_keras_cache_offline(keras_file, offline, monkeypatch):
@@ -201,7 +189,7 @@ def test_a_keras_file_with_a_lambda_layer_is_refused(tmp_path):
 
 
 def test_unknown_tag_and_missing_file(tmp_path):
-    with pytest.raises(zoo.ZooError, match="vgg11 has no weights 'imagenet' .its weights: none"):
+    with pytest.raises(zoo.ZooError, match="vgg11 has no weights 'imagenet' .its weights: tv_in1k"):
         zoo.create("vgg11", weights="imagenet")
     with pytest.raises(zoo.ZooError, match="no such weights file"):
         zoo.create("lenet5", weights=str(tmp_path / "missing.h5"))

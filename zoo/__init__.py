@@ -5,8 +5,10 @@
     >>> model = zoo.create("resnet50", num_classes=10, input_shape=(128, 128, 3))
 
 Layers, bottom up: `errors`, `preprocessing` and `registry` (specs and lookups, data only);
-`layers` and `weights` (files, downloads, catalogues); `models` (one module per family, each
-registering its specs on import); `factory` (`create`: a model, with or without weights).
+`layers` and `weights` (files, readers, downloads, catalogues); `models` (one module per family,
+each registering its specs on import); `weights.converters` and `weights.pretrained` (other
+libraries' files laid out for the models' layers, tags downloaded, converted and cached);
+`factory` (`create`: a model, with or without weights).
 The zoo knows nothing of training: that is the `finetune` kit built on it.
 """
 

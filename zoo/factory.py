@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 from zoo.errors import ZooError
 from zoo.registry import POOLING_CHOICES, ModelSpec, get_spec, resolve_input_shape
 from zoo.weights.assign import assign
-from zoo.weights.download import fetch_pretrained
-from zoo.weights.files import read_weight_file
+from zoo.weights.pretrained import resolve
 
 
 def create(
@@ -29,7 +26,10 @@ def create(
         input_shape: (height, width, channels) at or above the model's minimum, with 1 or 3 channels.
         include_top: keep the classifier; without it the model ends at its last feature map.
         pooling: with include_top=False, None (the feature map), "avg" or "max" (a vector per image).
-        weights: None (random initialization), a weights tag such as "imagenet", or a file path.
+        weights: None (random initialization), a weights tag such as "imagenet" or "tv_in1k" (see
+            `zoo info NAME`), or a file: Keras (.keras, .weights.h5, .h5), PyTorch (.pth, .pt, .bin),
+            safetensors or Caffe (.caffemodel), whatever its name; the model is built as the
+            weights need (e.g. `variant="torchvision"`).
         family_options: options of the family, such as `variant="modern"` for lenet5.
     """
     spec = get_spec(name)
@@ -46,7 +46,8 @@ def create(
     options = {**spec.options, **family_options}
     if weights is not None:
         return create_with_weights(spec, weights, num_classes=num_classes, input_shape=input_shape,
-                                   include_top=include_top, pooling=pooling, options=options)
+                                   include_top=include_top, pooling=pooling, options=options,
+                                   given=family_options)
     return build(spec, num_classes=num_classes, input_shape=input_shape,
                  include_top=include_top, pooling=pooling, options=options)
 
@@ -67,31 +68,29 @@ def build(spec: ModelSpec, *, num_classes=None, input_shape=None, include_top=Tr
         raise ZooError(f"cannot build {spec.name}: {error}") from None
 
 
-def create_with_weights(spec: ModelSpec, weights: str, *, num_classes, input_shape, include_top, pooling, options):
-    """Builds `spec`'s model and loads `weights`: a tag of the spec ("imagenet") or a weights file.
+def create_with_weights(spec: ModelSpec, weights: str, *, num_classes, input_shape, include_top, pooling, options,
+                        given=None):
+    """Builds `spec`'s model and loads `weights`: a tag of the spec ("imagenet", "tv_in1k") or a
+    weights file of any format `zoo.weights.pretrained` reads.
 
     Unset `num_classes` and `input_shape` follow the weights (the tag's metadata, or the file's
-    classifier and input).
+    classifier and input); the family options the weights need (a variant) are added to `options`,
+    and refused where `given` (the options the caller passed) contradicts them.
     """
-    default_classes = default_shape = None
-    if weights in spec.weights:
-        pretrained = spec.weights[weights]
-        path = fetch_pretrained(pretrained, include_top)
-        default_classes, default_shape = pretrained.num_classes, pretrained.input_shape
-    elif os.path.exists(weights) or os.sep in weights or weights.endswith((".h5", ".keras")):
-        path = weights
-    else:
-        tags = ", ".join(spec.weights) or "none"
-        raise ZooError(
-            f"{spec.name} has no weights {weights!r} (its weights: {tags}); pass a tag or a path to a "
-            f".keras, .weights.h5 or .h5 file"
-        )
-    weight_file = read_weight_file(path)
+    given = given or {}
+
+    def build_reference(reference_options, reference_classes, reference_shape):
+        return build(spec, num_classes=reference_classes, input_shape=reference_shape, options=reference_options)
+
+    resolved = resolve(spec, weights, include_top=include_top, given=given, build_reference=build_reference)
+    for key, value in resolved.options.items():
+        if key in given and given[key] != value:
+            raise ZooError(f"the {resolved.name} weights need {key}={value!r}, not {key}={given[key]!r}: leave {key} out")
     model = build(
         spec,
-        num_classes=num_classes or weight_file.num_classes or default_classes,
-        input_shape=input_shape or weight_file.input_shape or default_shape,
-        include_top=include_top, pooling=pooling, options=options,
+        num_classes=num_classes or resolved.num_classes,
+        input_shape=input_shape or resolved.input_shape,
+        include_top=include_top, pooling=pooling, options={**options, **resolved.options},
     )
-    assign(model, weight_file)
+    assign(model, resolved.weight_file(model))
     return model

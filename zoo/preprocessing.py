@@ -56,6 +56,12 @@ UNIT_SCALE = Preprocessing("unit", mean=(0.0,), std=(255.0,), channel_order="gra
 TORCH = Preprocessing("torch", mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB)
 CAFFE = Preprocessing("caffe", mean=CAFFE_MEAN_BGR, std=(1.0, 1.0, 1.0), channel_order="bgr")
 TF_SYMMETRIC = Preprocessing("tf", mean=(127.5,), std=(127.5,))
+# BVLC's Caffe models: BGR minus the per-channel means of their training images (the AlexNets'
+# are those of ilsvrc_2012_mean.npy; GoogLeNet's prototxt gives them rounded)
+CAFFE_BVLC_ALEXNET = Preprocessing("caffe_bvlc", mean=(104.007, 116.669, 122.679), std=(1.0, 1.0, 1.0),
+                                   channel_order="bgr")
+CAFFE_BVLC_GOOGLENET = Preprocessing("caffe_bvlc", mean=(104.0, 117.0, 123.0), std=(1.0, 1.0, 1.0),
+                                     channel_order="bgr")
 
 
 @keras.saving.register_keras_serializable(package="zoo")

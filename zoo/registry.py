@@ -22,7 +22,12 @@ POOLING_CHOICES = (None, "avg", "max")
 
 @dataclasses.dataclass(frozen=True)
 class PretrainedWeights:
-    """A set of pretrained weights a model can load, with what the weights expect."""
+    """A set of pretrained weights a model can load, with what the weights expect.
+
+    Keras files (`file_format="keras"`, keras.applications') come with and without the classifier
+    top; other libraries' files (`"pytorch"`, `"safetensors"`, `"caffe"`) are one file, converted
+    on first use, for the model built with `options` (e.g. {"variant": "torchvision"}).
+    """
 
     tag: str
     description: str
@@ -34,6 +39,18 @@ class PretrainedWeights:
     notop_url: str | None = None
     notop_hash: str | None = None
     class_names: str | None = None  # "imagenet": Keras's ImageNet class index file
+    source: str = "keras.applications"  # who trained and published the weights
+    file_format: str = "keras"
+    options: dict = dataclasses.field(default_factory=dict)  # the family options the weights need
+    top1: float | None = None  # published ImageNet validation accuracy, percent
+    top5: float | None = None
+    file_name: str | None = None  # the file's name in the Keras cache (default: the URL's)
+
+    def summary(self) -> dict:
+        """A plain-data description, as `zoo info` prints it."""
+        return {"tag": self.tag, "source": self.source, "format": self.file_format, "top1": self.top1,
+                "top5": self.top5, "input": list(self.input_shape), "preprocessing": self.preprocessing.name,
+                "options": dict(self.options), "url": self.top_url}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,11 +28,13 @@ def _gflops(flops) -> str:
 
 @cli.command("list")
 @click.argument("pattern", required=False)
-def list_command(pattern):
-    """List the models, optionally those matching PATTERN (e.g. 'resnet*')."""
-    names = zoo.list_models(pattern)
+@click.option("--pretrained", is_flag=True, help="Only the models with pretrained weights.")
+def list_command(pattern, pretrained):
+    """List the models, optionally those matching PATTERN (e.g. 'resnet*'), and their weight tags."""
+    names = [name for name in zoo.list_models(pattern) if not pretrained or zoo.info(name).weights]
     if not names:
-        raise zoo.ZooError(f"no model matches {pattern!r}; run `zoo list` to see every model")
+        what = "with pretrained weights " if pretrained else ""
+        raise zoo.ZooError(f"no model {what}matches {pattern!r}; run `zoo list` to see every model")
     rows = []
     for name in names:
         spec = zoo.info(name)
@@ -76,6 +78,13 @@ def info_command(name, as_json, no_summary, show_memory, batch_size, image_size,
         elif isinstance(value, (list, dict)):
             value = json.dumps(value) if value else "-"
         click.echo(f"{key.ljust(width)}  {value}")
+    weights = zoo.info(name).weights
+    if weights:
+        click.echo()
+        rows = [[f"{zoo.info(name).name}.{tag}", each.source, _accuracy(each.top1), _accuracy(each.top5),
+                 _shape(each.input_shape), each.preprocessing.name, _options(each.options)]
+                for tag, each in weights.items()]
+        click.echo(_format_table(["weights", "source", "top-1", "top-5", "input", "preprocessing", "options"], rows))
     if not no_summary:
         click.echo()
         zoo.create(name).summary(print_fn=lambda line, *args, **kwargs: click.echo(line))
@@ -94,10 +103,18 @@ def _memory(name, batch_size, image_size, optimizer, precision, budget, as_json)
         return
     size = image_size or zoo.info(name).default_input_shape[0]
     click.echo(f"Training memory of {name} at {size}x{size}, batch {batch_size}, {optimizer}, {precision} "
-               f"(an estimate; the runtime's own buffers come on top):")
-    for part in ("parameters", "gradients", "optimizer", "activations", "inputs", "total"):
+               f"(an estimate):")
+    for part in ("parameters", "gradients", "optimizer", "activations", "inputs", "runtime", "total"):
         click.echo(f"  {part:<12} {memory.human(values[part]):>12}")
     if budget_bytes is not None:
         largest = values["largest_batch"]
         click.echo(f"Largest batch within {memory.human(budget_bytes)}: {largest}" if largest else
                    f"Not even the weights and optimizer state fit in {memory.human(budget_bytes)}")
+
+
+def _accuracy(value) -> str:
+    return f"{value:g}%" if value is not None else "-"
+
+
+def _options(options: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in options.items()) or "-"

@@ -16,7 +16,11 @@ from finetune import api, files
 from finetune.cli.app import cli
 from finetune.serving.predictor import load_predictor
 from finetune.training.runfolder import check_writable
+from zoo import imagenet
 from zoo.errors import ZooError
+from zoo.weights import IMAGENET_CLASSES
+from zoo.weights.files import WEIGHTS_METADATA
+from zoo.weights.pretrained import describe
 
 
 class _EchoHandler(logging.Handler):
@@ -45,8 +49,9 @@ def _notes_on_stderr():
 @cli.command("import")
 @click.argument("name")
 @click.option("--weights", required=True,
-              help="A weights tag of the model (e.g. 'imagenet'), or a .keras, .weights.h5 or Keras "
-                   "Applications .h5 file.")
+              help="A weights tag of the model (e.g. 'imagenet', 'tv_in1k', 'bvlc'; see `zoo info NAME`), or a "
+                   "file: .keras, .weights.h5, Keras Applications .h5, PyTorch (.pth, .pt, .bin), .safetensors "
+                   "or .caffemodel.")
 @click.option("--num-classes", type=click.IntRange(min=1),
               help="Classifier size; another size than the weights' re-initializes the classifier.")
 @click.option("--input-size", type=click.IntRange(min=1), help="Input height and width in pixels.")
@@ -70,10 +75,24 @@ def import_command(name, weights, num_classes, input_size, channels, no_top, poo
         model = zoo.create(name, weights=weights, num_classes=num_classes, input_shape=input_shape,
                            include_top=not no_top, pooling=pooling)
     out.parent.mkdir(parents=True, exist_ok=True)
-    files.save_model_atomically(model, out)
+    files.save_model_atomically(model, out, {WEIGHTS_METADATA: json.dumps(_weights_record(name, weights, model))})
     shape = "x".join(str(dim) for dim in model.input_shape[1:])
     click.echo(f"Wrote {out}: {model.name} with {weights} weights, input {shape}, output "
                f"{tuple(model.output_shape[1:])}, {model.count_params():,} parameters")
+
+
+def _weights_record(name: str, weights: str, model) -> dict:
+    """What the imported file keeps of its weights: their options, preprocessing and class names
+    (ImageNet's names themselves when Keras's class index is cached; none for a new classifier)."""
+    record = describe(zoo.info(name), weights)
+    outputs = model.output_shape[-1] if len(model.output_shape) == 2 else None
+    names = record.get("class_names")
+    if names == "imagenet":
+        names = imagenet.class_names(download=False) or names if outputs == IMAGENET_CLASSES else None
+    elif isinstance(names, list) and len(names) != outputs:
+        names = None
+    record["class_names"] = names
+    return record
 
 
 @cli.command("export")

@@ -47,7 +47,8 @@ def training_options(function):
         click.option("--head-epochs", type=int, help="Full mode: train the head alone for this many epochs first."),
         click.option("--unfreeze-from", help="Full mode: unfreeze the backbone from this layer (prefix) on."),
         click.option("--early-stopping", type=int, help="Stop after this many epochs without validation gain."),
-        click.option("--weights", help="Initial weights: imagenet, or a .keras / .weights.h5 / .h5 file."),
+        click.option("--weights", help="Initial weights: a tag of the model (imagenet, tv_in1k, ...; see `zoo info "
+                     "MODEL`), or a .keras / .weights.h5 / .h5 / PyTorch / .safetensors / .caffemodel file."),
         click.option("--augment", type=click.Choice(AUGMENT_PRESETS), help="Augmentation preset."),
         click.option("--mixup", type=float, help="Mixup alpha (0: off)."),
         click.option("--cutmix", type=float, help="CutMix factor (0: off)."),

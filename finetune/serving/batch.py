@@ -14,6 +14,7 @@ from finetune import files
 from finetune.data.pipeline import load_data
 from finetune.serving.loading import LoadedModel, default_class_names, load_model
 from finetune.training.config import FinetuneConfig
+from zoo.weights.pretrained import weights_preprocessing
 
 
 def load_source(config: FinetuneConfig) -> LoadedModel:
@@ -24,8 +25,7 @@ def load_source(config: FinetuneConfig) -> LoadedModel:
         return load_model(config.weights)
     spec = zoo.info(config.model)
     model = zoo.create(config.model, weights=config.weights, **config.model_options)
-    weights = spec.weights.get(config.weights) if config.weights else None
-    preprocessing = (weights.preprocessing if weights else spec.preprocessing).for_channels(model.input_shape[-1])
+    preprocessing = weights_preprocessing(spec, config.weights, config.model_options).for_channels(model.input_shape[-1])
     warnings: list[str] = []
     return LoadedModel(model, preprocessing, default_class_names(model.output_shape[-1], warnings), "", warnings)
 

@@ -1,9 +1,11 @@
 """A trained classifier with what serving it needs: its preprocessing and class names.
 
 `load_model` reads a ``.keras`` file or a run folder, for export, predict and evaluate alike:
-- a ``.keras`` file: preprocessing from the zoo spec of ``model.name`` (identity, with a warning,
-  for models the zoo does not know); class names from a labels file, else ImageNet's for 1000
-  outputs when Keras's class index is cached, else ``class_0, class_1, ...``;
+- a ``.keras`` file: preprocessing and class names from the record `zoo import` keeps in it
+  (`zoo.weights.files.WEIGHTS_METADATA`: the weights' own convention), else preprocessing from the
+  zoo spec of ``model.name`` (identity, with a warning, for models the zoo does not know); class
+  names from a labels file, else ImageNet's for 1000 outputs when Keras's class index is cached,
+  else ``class_0, class_1, ...``;
 - a run folder: ``config.json`` and/or ``classes.json`` (``model``, ``input_shape``, ``class_names``,
   ``preprocessing``) beside ``best.keras`` (or ``last.keras``).
 Models trained with mixed precision load computing in float32 (`float32_model`).
@@ -23,7 +25,8 @@ from finetune.training.precision import float32_model
 from zoo import imagenet, registry
 from zoo.errors import ZooError
 from zoo.preprocessing import Preprocessing
-from zoo.weights.files import load_model_file
+from zoo.weights.files import load_model_file, read_keras_metadata
+from zoo.weights.pretrained import preprocessing_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +136,10 @@ def load_model(source, labels=None) -> LoadedModel:
     elif source.suffix == ".keras":
         keras_path = str(source)
         model = float32_model(load_model_file(keras_path))
-        preprocessing = _preprocessing_from_spec(model, warnings)
-        class_names = None
+        record = read_keras_metadata(keras_path) or {}
+        preprocessing = (preprocessing_from_dict(record["preprocessing"]).for_channels(int(model.input_shape[-1]))
+                         if record.get("preprocessing") else _preprocessing_from_spec(model, warnings))
+        class_names = record.get("class_names") if isinstance(record.get("class_names"), list) else None
     else:
         raise ZooError(f"{source} is neither a .keras file nor a run folder (with {' or '.join(RUN_METADATA)})")
     num_classes = _output_size(model, source)

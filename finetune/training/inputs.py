@@ -12,14 +12,14 @@ from finetune.data.pipeline import DataBundle, load_data
 from finetune.training.config import FinetuneConfig
 from zoo.errors import ZooError
 from zoo.preprocessing import Preprocessing
+from zoo.weights.pretrained import weights_preprocessing
 
 
 def preprocessing_for(config: FinetuneConfig, channels: int) -> Preprocessing:
-    """The pixels-to-input convention: the pretrained weights' own, else the model's."""
+    """The pixels-to-input convention: the pretrained weights' own (a tag's, a converted file's, or
+    the one an imported .keras records), else the model's."""
     spec = zoo.info(config.model)
-    weights = spec.weights.get(config.weights) if isinstance(config.weights, str) else None
-    chosen = weights.preprocessing if weights is not None else spec.preprocessing
-    return chosen.for_channels(channels)
+    return weights_preprocessing(spec, config.weights, config.model_options).for_channels(channels)
 
 
 def uses_one_hot(config: FinetuneConfig) -> bool:

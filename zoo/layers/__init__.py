@@ -1,5 +1,6 @@
 """Custom layers of the zoo, registered for `.keras` files loaded with safe_mode=True."""
 
 from zoo.layers.lrn import LocalResponseNormalization
+from zoo.layers.pooling import CeilModeMaxPooling2D
 
-__all__ = ["LocalResponseNormalization"]
+__all__ = ["CeilModeMaxPooling2D", "LocalResponseNormalization"]

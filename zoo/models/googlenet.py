@@ -1,12 +1,22 @@
-"""GoogLeNet / Inception v1 (Szegedy et al. "Going Deeper with Convolutions", CVPR 2015)."""
+"""GoogLeNet / Inception v1 (Szegedy et al. "Going Deeper with Convolutions", CVPR 2015), as in
+the paper and as the released weights were trained:
+
+- "paper" (the default): Table 1's net, optionally batch-normalized (`batch_norm=True`);
+- "bvlc": BVLC's Caffe replication (bvlc_googlenet): conv1 padded by 3 on every side, LRN with
+  Caffe's k=1 (alpha divided by n), max pools between stages that round their output size up;
+- "torchvision": torchvision's port of the TensorFlow-trained net: batch-normalized (epsilon 1e-3)
+  without LRN, a 3x3 kernel in the branch the paper calls 5x5, pools that round up, and a 2x2/2
+  pool after 4e.
+"""
 
 import keras
 from keras import layers
 
-from zoo.layers import LocalResponseNormalization
+from zoo.layers import CeilModeMaxPooling2D, LocalResponseNormalization
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
 from zoo.preprocessing import TORCH
 from zoo.registry import ModelSpec, register
+from zoo.weights.catalogue import released_weights
 
 # Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj
 INCEPTION_FILTERS = {
@@ -24,25 +34,31 @@ POOL_AFTER = ("3b", "4e")  # 3x3/2 max pools between the stages
 AUXILIARY_AFTER = ("4a", "4d")
 AUXILIARY_LOSS_WEIGHT = 0.3
 AUXILIARY_MIN_INPUT = 80  # the auxiliary heads' 5x5/3 pooling needs a 5x5 map at stage 4
+VARIANTS = ("paper", "bvlc", "torchvision")
+# Caffe's LRN of bvlc_googlenet: local_size 5, alpha 1e-4 (divided by n in Caffe), beta 0.75, k 1
+CAFFE_LRN = {"depth": 5, "bias": 1.0, "alpha": 1e-4 / 5, "beta": 0.75}
 
 
-def conv(x, filters, kernel, name, strides=1, batch_norm=False):
+def conv(x, filters, kernel, name, strides=1, batch_norm=False, padding="same"):
     """A convolution followed by ReLU, with batch normalization in between when asked."""
-    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=not batch_norm,
+    x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=not batch_norm,
                       kernel_initializer=RELU_INIT, name=name)(x)
     if batch_norm:
         x = layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def inception(x, filters, name, batch_norm=False):
-    """An inception module: 1x1, 1x1->3x3, 1x1->5x5 and 3x3 pool->1x1 branches, concatenated."""
+def inception(x, filters, name, batch_norm=False, fives_kernel=5):
+    """An inception module: 1x1, 1x1->3x3, 1x1->5x5 and 3x3 pool->1x1 branches, concatenated.
+
+    `fives_kernel=3` gives torchvision's module, whose "5x5" branch has a 3x3 kernel.
+    """
     ones, reduce3, threes, reduce5, fives, pool_proj = filters
     branch1 = conv(x, ones, 1, f"{name}_1x1", batch_norm=batch_norm)
     branch3 = conv(x, reduce3, 1, f"{name}_3x3_reduce", batch_norm=batch_norm)
     branch3 = conv(branch3, threes, 3, f"{name}_3x3", batch_norm=batch_norm)
     branch5 = conv(x, reduce5, 1, f"{name}_5x5_reduce", batch_norm=batch_norm)
-    branch5 = conv(branch5, fives, 5, f"{name}_5x5", batch_norm=batch_norm)
+    branch5 = conv(branch5, fives, fives_kernel, f"{name}_5x5", batch_norm=batch_norm)
     branch_pool = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
     branch_pool = conv(branch_pool, pool_proj, 1, f"{name}_pool_proj", batch_norm=batch_norm)
     return layers.Concatenate(name=f"{name}_output")([branch1, branch3, branch5, branch_pool])
@@ -58,39 +74,62 @@ def auxiliary_head(x, num_classes, name, batch_norm, classifier_activation):
     return classifier(x, num_classes, classifier_activation, name=f"{name}_predictions")
 
 
-def googlenet(input_shape, num_classes, include_top, pooling, name, batch_norm=False, auxiliary=False,
-              dropout=0.4, classifier_activation="softmax"):
+def googlenet(input_shape, num_classes, include_top, pooling, name, variant="paper", batch_norm=None,
+              auxiliary=False, dropout=0.4, classifier_activation="softmax"):
     """GoogLeNet: the stem with its two LRNs, inception modules 3a-5b, global average pooling,
     dropout 0.4 and a linear classifier.
 
     With `auxiliary=True` the model has three outputs, the main classifier then the auxiliary
     heads on 4a and 4d, for training with `AUXILIARY_LOSS_WEIGHT`; `inference_model` drops them.
-    With `batch_norm=True` every convolution is batch-normalized and the LRNs are left out.
+    With `batch_norm=True` every convolution is batch-normalized and the LRNs are left out
+    (torchvision's variant always is, BVLC's never). See the module docstring for the variants.
     """
+    if variant not in VARIANTS:
+        raise ValueError(f"googlenet variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+    if batch_norm is None:
+        batch_norm = variant == "torchvision"
+    if batch_norm != (variant == "torchvision") and variant != "paper":
+        raise ValueError(f"the {variant} googlenet is {'' if variant == 'torchvision' else 'not '}batch-normalized: "
+                         f"leave batch_norm out")
     if auxiliary and not include_top:
         raise ValueError("googlenet auxiliary heads need include_top=True")
     if auxiliary and None in input_shape[:2]:
         raise ValueError("googlenet auxiliary heads flatten a fixed-size feature map: give the input a height and width")
     if auxiliary and min(input_shape[:2]) < AUXILIARY_MIN_INPUT:
         raise ValueError(f"googlenet auxiliary heads need inputs of at least {AUXILIARY_MIN_INPUT}x{AUXILIARY_MIN_INPUT}")
+    released = variant != "paper"  # the released nets pad conv1 symmetrically and pool rounding up
+
+    def max_pool(x, name, size=3):
+        if released:
+            return CeilModeMaxPooling2D(size, strides=2, name=name)(x)
+        return layers.MaxPooling2D(size, strides=2, padding="same", name=name)(x)
+
+    def normalize(x, name):
+        if batch_norm:
+            return x
+        return LocalResponseNormalization(name=name, **(CAFFE_LRN if variant == "bvlc" else {}))(x)
+
     inputs = image_input(input_shape)
-    x = conv(inputs, 64, 7, "conv1", strides=2, batch_norm=batch_norm)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-    if not batch_norm:
-        x = LocalResponseNormalization(name="lrn1")(x)
+    x = inputs
+    if released:
+        # Caffe and PyTorch pad 3 on every side; "same" would pad 2 above and 3 below on even inputs
+        x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = conv(x, 64, 7, "conv1", strides=2, batch_norm=batch_norm, padding="valid" if released else "same")
+    x = max_pool(x, "pool1")
+    x = normalize(x, "lrn1")
     x = conv(x, 64, 1, "conv2_reduce", batch_norm=batch_norm)
     x = conv(x, 192, 3, "conv2", batch_norm=batch_norm)
-    if not batch_norm:
-        x = LocalResponseNormalization(name="lrn2")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+    x = normalize(x, "lrn2")
+    x = max_pool(x, "pool2")
     auxiliary_outputs = []
     for stage, filters in INCEPTION_FILTERS.items():
-        x = inception(x, filters, f"inception{stage}", batch_norm=batch_norm)
+        x = inception(x, filters, f"inception{stage}", batch_norm=batch_norm,
+                      fives_kernel=3 if variant == "torchvision" else 5)
         if auxiliary and stage in AUXILIARY_AFTER:
             index = len(auxiliary_outputs) + 1
             auxiliary_outputs.append(auxiliary_head(x, num_classes, f"aux{index}", batch_norm, classifier_activation))
         if stage in POOL_AFTER:
-            x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{stage[0]}")(x)
+            x = max_pool(x, f"pool{stage[0]}", size=2 if variant == "torchvision" and stage == "4e" else 3)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = layers.Dropout(dropout, name="dropout")(x)
@@ -119,6 +158,7 @@ register(
         num_params=6_998_552,
         preprocessing=TORCH,
         flops=3_191_832_832,
-        options={"batch_norm": False, "auxiliary": False, "dropout": 0.4},
+        options={"variant": "paper", "batch_norm": None, "auxiliary": False, "dropout": 0.4},
+        weights=released_weights("googlenet"),
     )
 )

@@ -7,6 +7,12 @@ convolution of a downsampling bottleneck, as keras.applications and the paper do
 use basic blocks without convolution biases, as torchvision does; their trainable parameters
 equal torchvision's counts (11,689,512 and 21,797,672), and Keras adds BatchNorm's moving mean and
 variance to the total.
+
+`variant="torchvision"` builds the v1 models as torchvision and timm do, so their weights load:
+v1.5 bottlenecks (the stride on the 3x3 convolution, as in NVIDIA's and torchvision's ResNet-50),
+no convolution biases, BatchNorm epsilon 1e-5, and PyTorch's symmetric padding before every
+strided 3x3 convolution (Keras's "same" pads only below and right on even inputs). Layer names
+stay those of the default ("keras") variant, plus the padding layers.
 """
 
 import keras
@@ -15,9 +21,12 @@ from keras import layers
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
 from zoo.preprocessing import CAFFE, TF_SYMMETRIC, TORCH
 from zoo.registry import ModelSpec, register
+from zoo.weights.catalogue import released_weights
 from zoo.weights.keras_applications import imagenet_weights
 
 BN_EPSILON = 1.001e-5
+TORCH_BN_EPSILON = 1e-5  # torch.nn.BatchNorm2d's default
+VARIANTS = ("keras", "torchvision")
 STAGE_FILTERS = (64, 128, 256, 512)
 
 # name: (block, blocks per stage, pre-activation, parameters at 224x224x3 and 1000 classes)
@@ -39,8 +48,8 @@ FLOPS = {
 }
 
 
-def batch_norm(x, name):
-    return layers.BatchNormalization(epsilon=BN_EPSILON, name=name)(x)
+def batch_norm(x, name, epsilon=BN_EPSILON):
+    return layers.BatchNormalization(epsilon=epsilon, name=name)(x)
 
 
 def relu(x, name):
@@ -100,7 +109,46 @@ def preactivation_bottleneck_block(x, filters, stride, shortcut_conv, name):
     return layers.Add(name=f"{name}_out")([shortcut, x])
 
 
-def stage(x, block, filters, blocks, stride, preactivation, name):
+def torch_basic_block(x, filters, stride, shortcut_conv, name):
+    """torchvision's BasicBlock: the basic block with symmetric padding and PyTorch's BatchNorm epsilon."""
+    shortcut = x
+    if shortcut_conv:
+        shortcut = conv(x, filters, 1, f"{name}_0_conv", strides=stride, use_bias=False)
+        shortcut = batch_norm(shortcut, f"{name}_0_bn", TORCH_BN_EPSILON)
+    x = layers.ZeroPadding2D(1, name=f"{name}_1_pad")(x)
+    x = conv(x, filters, 3, f"{name}_1_conv", strides=stride, use_bias=False)
+    x = relu(batch_norm(x, f"{name}_1_bn", TORCH_BN_EPSILON), f"{name}_1_relu")
+    x = layers.ZeroPadding2D(1, name=f"{name}_2_pad")(x)
+    x = conv(x, filters, 3, f"{name}_2_conv", use_bias=False)
+    x = batch_norm(x, f"{name}_2_bn", TORCH_BN_EPSILON)
+    x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return relu(x, f"{name}_out")
+
+
+def torch_bottleneck_block(x, filters, stride, shortcut_conv, name):
+    """torchvision's Bottleneck (v1.5): 1x1 - 3x3 (strided, padded symmetrically) - 1x1 x4, no biases."""
+    shortcut = x
+    if shortcut_conv:
+        shortcut = conv(x, 4 * filters, 1, f"{name}_0_conv", strides=stride, use_bias=False)
+        shortcut = batch_norm(shortcut, f"{name}_0_bn", TORCH_BN_EPSILON)
+    x = conv(x, filters, 1, f"{name}_1_conv", use_bias=False)
+    x = relu(batch_norm(x, f"{name}_1_bn", TORCH_BN_EPSILON), f"{name}_1_relu")
+    x = layers.ZeroPadding2D(1, name=f"{name}_2_pad")(x)
+    x = conv(x, filters, 3, f"{name}_2_conv", strides=stride, use_bias=False)
+    x = relu(batch_norm(x, f"{name}_2_bn", TORCH_BN_EPSILON), f"{name}_2_relu")
+    x = conv(x, 4 * filters, 1, f"{name}_3_conv", use_bias=False)
+    x = batch_norm(x, f"{name}_3_bn", TORCH_BN_EPSILON)
+    x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return relu(x, f"{name}_out")
+
+
+BLOCKS = {
+    ("keras", "basic"): basic_block, ("keras", "bottleneck"): bottleneck_block,
+    ("torchvision", "basic"): torch_basic_block, ("torchvision", "bottleneck"): torch_bottleneck_block,
+}
+
+
+def stage(x, block, filters, blocks, stride, preactivation, name, variant="keras"):
     """One stage of residual blocks. v1 downsamples in its first block, v2 in its last."""
     for index in range(1, blocks + 1):
         block_name = f"{name}_block{index}"
@@ -110,20 +158,26 @@ def stage(x, block, filters, blocks, stride, preactivation, name):
         else:
             block_stride = stride if index == 1 else 1
             changes_shape = index == 1 and (stride != 1 or block == "bottleneck" or filters != x.shape[-1])
-            block_fn = bottleneck_block if block == "bottleneck" else basic_block
-            x = block_fn(x, filters, block_stride, changes_shape, block_name)
+            x = BLOCKS[variant, block](x, filters, block_stride, changes_shape, block_name)
     return x
 
 
-def resnet(input_shape, num_classes, include_top, pooling, name, config, classifier_activation="softmax"):
+def resnet(input_shape, num_classes, include_top, pooling, name, config, variant="keras",
+           classifier_activation="softmax"):
     """A ResNet: 7x7/2 stem and 3x3/2 max pool, four stages of residual blocks, global average
-    pooling and the classifier."""
+    pooling and the classifier. `variant` is "keras" (keras.applications' layout) or
+    "torchvision" (see the module docstring)."""
     block, blocks_per_stage, preactivation, _ = CONFIGS[config]
+    if variant not in VARIANTS:
+        raise ValueError(f"resnet variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+    if variant == "torchvision" and preactivation:
+        raise ValueError(f"{config} has no torchvision variant (torchvision has no pre-activation ResNets)")
+    torch_layout = variant == "torchvision"
     inputs = image_input(input_shape)
     x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
-    x = conv(x, 64, 7, "conv1_conv", strides=2, use_bias=block == "bottleneck")
+    x = conv(x, 64, 7, "conv1_conv", strides=2, use_bias=block == "bottleneck" and not torch_layout)
     if not preactivation:
-        x = relu(batch_norm(x, "conv1_bn"), "conv1_relu")
+        x = relu(batch_norm(x, "conv1_bn", TORCH_BN_EPSILON if torch_layout else BN_EPSILON), "conv1_relu")
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
     for index, (filters, blocks) in enumerate(zip(STAGE_FILTERS, blocks_per_stage)):
@@ -131,7 +185,7 @@ def resnet(input_shape, num_classes, include_top, pooling, name, config, classif
             stride = 1 if index == len(STAGE_FILTERS) - 1 else 2
         else:
             stride = 1 if index == 0 else 2
-        x = stage(x, block, filters, blocks, stride, preactivation, f"conv{index + 2}")
+        x = stage(x, block, filters, blocks, stride, preactivation, f"conv{index + 2}", variant)
     if preactivation:
         x = relu(batch_norm(x, "post_bn"), "post_relu")
     if include_top:
@@ -168,8 +222,8 @@ for _name, (_block, _blocks, _preactivation, _params) in CONFIGS.items():
             flops=FLOPS[_name],
             # the keras.applications twins keep its conventions, so its weights apply as they are
             preprocessing=TF_SYMMETRIC if _preactivation else (CAFFE if _block == "bottleneck" else TORCH),
-            options={"config": _name},
-            weights=imagenet_weights(_name),
+            options={"config": _name, "variant": "keras"},
+            weights={**imagenet_weights(_name), **released_weights(_name)},
             same_blocks_as=_shallowest_with_the_same_blocks(_name),
         )
     )

@@ -2,7 +2,8 @@
 Recognition", ICLR 2015), configurations A, B, D and E, with and without batch normalization.
 
 Layer names and weight shapes follow keras.applications (`block1_conv1`, `fc1`, `predictions`),
-so its ImageNet weight files load into vgg16 and vgg19.
+so its ImageNet weight files load into vgg16 and vgg19. torchvision's VGGs have the same layers;
+their BatchNorm epsilon is PyTorch's 1e-5 (`batch_norm_epsilon=1e-5`) where Keras's default is 1e-3.
 """
 
 import keras
@@ -11,6 +12,7 @@ from keras import layers
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
 from zoo.preprocessing import CAFFE, TORCH
 from zoo.registry import ModelSpec, register
+from zoo.weights.catalogue import released_weights
 from zoo.weights.keras_applications import imagenet_weights
 
 # convolutions per block; every block has 64, 128, 256, 512, 512 filters and ends in a 2x2 max pool
@@ -34,13 +36,13 @@ FLOPS = {
 }
 
 
-def conv_block(x, filters, convolutions, block, batch_norm):
+def conv_block(x, filters, convolutions, block, batch_norm, batch_norm_epsilon=1e-3):
     """`convolutions` 3x3 convolutions (each optionally batch-normalized) and a 2x2 max pool."""
     for index in range(1, convolutions + 1):
         prefix = f"block{block}_conv{index}"
         if batch_norm:
             x = layers.Conv2D(filters, 3, padding="same", kernel_initializer=RELU_INIT, name=prefix)(x)
-            x = layers.BatchNormalization(name=f"block{block}_bn{index}")(x)
+            x = layers.BatchNormalization(epsilon=batch_norm_epsilon, name=f"block{block}_bn{index}")(x)
             x = layers.Activation("relu", name=f"block{block}_relu{index}")(x)
         else:
             x = layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=RELU_INIT,
@@ -48,14 +50,15 @@ def conv_block(x, filters, convolutions, block, batch_norm):
     return layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
 
 
-def vgg(input_shape, num_classes, include_top, pooling, name, config, batch_norm=False, dropout=0.5,
-        classifier_activation="softmax"):
+def vgg(input_shape, num_classes, include_top, pooling, name, config, batch_norm=False, batch_norm_epsilon=1e-3,
+        dropout=0.5, classifier_activation="softmax"):
     """A VGG network: five blocks of 3x3 convolutions, then FC-4096, FC-4096 (dropout 0.5) and
-    the classifier."""
+    the classifier. `batch_norm_epsilon` applies with `batch_norm=True` (1e-3, Keras's default;
+    torchvision's weights need 1e-5)."""
     inputs = image_input(input_shape)
     x = inputs
     for block, (filters, convolutions) in enumerate(zip(BLOCK_FILTERS, CONFIGS[config]), start=1):
-        x = conv_block(x, filters, convolutions, block, batch_norm)
+        x = conv_block(x, filters, convolutions, block, batch_norm, batch_norm_epsilon)
     if include_top:
         x = layers.Flatten(name="flatten")(x)
         for index in (1, 2):
@@ -85,8 +88,9 @@ for _config in CONFIGS:
                 fixed_size_top=True,
                 # vgg16/vgg19 share keras.applications' caffe convention, so its weights apply as they are
                 preprocessing=CAFFE if _config in ("vgg16", "vgg19") and not _batch_norm else TORCH,
-                options={"config": _config, "batch_norm": _batch_norm, "dropout": 0.5},
-                weights=imagenet_weights(_name),
+                options={"config": _config, "batch_norm": _batch_norm, "dropout": 0.5,
+                         **({"batch_norm_epsilon": 1e-3} if _batch_norm else {})},
+                weights={**imagenet_weights(_name), **released_weights(_name)},
                 same_blocks_as=None if _config == "vgg11" else ("vgg11_bn" if _batch_norm else "vgg11"),
             )
         )

@@ -39,12 +39,19 @@ def _shape_text(shapes) -> str:
     return ", ".join(str(tuple(shape)) for shape in shapes) or "none"
 
 
+def _origin(weight_file: WeightFile, layer_name: str, index: int = 0) -> str:
+    """ " (from KEY)" for arrays converted from another library's file, else nothing."""
+    keys = (weight_file.source_keys or {}).get(layer_name)
+    return f" (from {keys[index]})" if keys and index < len(keys) else ""
+
+
 def _mismatch(weight_file: WeightFile, model, layer, file_arrays) -> ZooError:
     expected = [tuple(variable.shape) for variable in layer.weights]
     found = [tuple(array.shape) for array in file_arrays]
     if len(expected) == len(found):
         index = next(index for index, (want, have) in enumerate(zip(expected, found)) if want != have)
-        detail = (f"its {layer.weights[index].name} has shape {found[index]} in the file and "
+        origin = _origin(weight_file, layer.name, index)
+        detail = (f"its {layer.weights[index].name} has shape {found[index]} in the file{origin} and "
                   f"{expected[index]} in the model")
     else:
         detail = f"it has weights of shapes {_shape_text(found)} in the file and {_shape_text(expected)} in the model"
@@ -95,7 +102,7 @@ def plan_assignment(model, weight_file: WeightFile) -> tuple[list[tuple[object, 
     for name in extras:
         if has_top or arrays_by_name[name][0].ndim != 2:
             raise ZooError(
-                f"{weight_file.path} has weights for a layer {name!r} (shapes "
+                f"{weight_file.path} has weights for a layer {name!r}{_origin(weight_file, name)} (shapes "
                 f"{_shape_text(array.shape for array in arrays_by_name[name])}) that {model.name} lacks: "
                 f"it is a file for another architecture"
             )

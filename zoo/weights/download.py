@@ -32,27 +32,34 @@ def keras_cache_dir() -> str:
 
 
 def file_hash_matches(path: str, expected: str) -> bool:
-    """Whether a file has the hash `expected`: MD5 for 32 hex digits (Keras Applications' files),
-    else SHA-256, whose leading digits suffice (torchvision names its files by the first 8)."""
-    hasher = hashlib.md5() if len(expected) == 32 else hashlib.sha256()
+    """Whether a file has the hash `expected`: "ALGORITHM:HEX" names its algorithm ("sha1:...", as
+    Caffe's model zoo publishes them); else MD5 for 32 hex digits (Keras Applications' files), else
+    SHA-256, whose leading digits suffice (torchvision names its files by the first 8)."""
+    algorithm, _, digits = expected.rpartition(":")
+    if algorithm:
+        hasher, expected = hashlib.new(algorithm), digits
+    else:
+        hasher = hashlib.md5() if len(expected) == 32 else hashlib.sha256()
     with open(path, "rb") as file:
         for chunk in iter(lambda: file.read(1 << 20), b""):
             hasher.update(chunk)
     return hasher.hexdigest().startswith(expected.lower())
 
 
-def cached_path(url: str) -> str:
-    """Where the Keras cache keeps the file of `url` (it may not be there yet)."""
-    return os.path.join(keras_cache_dir(), CACHE_SUBDIR, os.path.basename(urllib.parse.urlsplit(url).path))
+def cached_path(url: str, file_name: str | None = None) -> str:
+    """Where the Keras cache keeps the file of `url` (it may not be there yet), under `file_name`
+    where given (files of different URLs share a name on the Hugging Face Hub: model.safetensors)."""
+    file_name = file_name or os.path.basename(urllib.parse.urlsplit(url).path)
+    return os.path.join(keras_cache_dir(), CACHE_SUBDIR, file_name)
 
 
-def fetch_keras_file(url: str, file_hash: str | None, what: str) -> str:
+def fetch_keras_file(url: str, file_hash: str | None, what: str, file_name: str | None = None) -> str:
     """The local path of a published file: from the Keras cache, else downloaded by get_file.
 
     Raises ZooError, naming the file and the folder to put it in, when it is neither cached nor
     downloadable (offline); and when a cached copy does not match its hash.
     """
-    cached = cached_path(url)
+    cached = cached_path(url, file_name)
     file_name = os.path.basename(cached)
     if os.path.exists(cached):
         # get_file would delete a mismatching copy and download it again; a user's file gets a word instead

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import zipfile
@@ -21,6 +22,9 @@ from zoo.errors import ZooError
 
 # zoo.models.common.classifier names the final layer so, as keras.applications does
 CLASSIFIER_LAYER = "predictions"
+# An entry the zoo adds to a `.keras` archive it imports pretrained weights into (Keras ignores
+# entries it does not know): the model's options, the weights' preprocessing and class names.
+WEIGHTS_METADATA = "zoo_weights.json"
 
 
 @dataclasses.dataclass
@@ -35,6 +39,8 @@ class WeightFile:
     layers: dict[str, list[np.ndarray]]
     by_saving_path: bool = False
     input_shape: tuple[int, int, int] | None = None
+    # converted files (zoo.weights.converters): layer name -> the source keys of its arrays, for errors
+    source_keys: dict[str, list[str]] | None = None
 
     @property
     def num_classes(self) -> int | None:
@@ -70,6 +76,18 @@ def load_model_file(path: str) -> keras.Model:
                 f"would run on load. Rebuild the model without Lambda layers"
             ) from None
         raise ZooError(f"cannot load {path} as a Keras model: {message.splitlines()[0] if message else error!r}") from None
+
+
+def read_keras_metadata(path) -> dict | None:
+    """The zoo's record of the weights in a `.keras` archive (WEIGHTS_METADATA), or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if WEIGHTS_METADATA not in archive.namelist():
+                return None
+            metadata = json.loads(archive.read(WEIGHTS_METADATA).decode("utf8"))
+    except (OSError, zipfile.BadZipFile, ValueError) as error:
+        raise ZooError(f"cannot read the weights record of {path}: {error}") from None
+    return metadata if isinstance(metadata, dict) else None
 
 
 def leaf_layers(model):

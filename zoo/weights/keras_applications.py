@@ -56,5 +56,6 @@ def imagenet_weights(model_name: str) -> dict[str, PretrainedWeights]:
             top_url=file_url(model_name, True), top_hash=top_hash,
             notop_url=file_url(model_name, False), notop_hash=notop_hash,
             class_names="imagenet",
+            top1=top1, top5=top5,
         )
     }
