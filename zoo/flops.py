@@ -7,6 +7,8 @@ output shape and config say. Conventions (one image, inference):
   channels per group; Dense: 2 x inputs x units per position. Bias: 1 per output.
 - activations: 1 per element (ReLU, tanh, ...), softmax 3 (exp, sum, divide), linear 0.
 - BatchNormalization: 2 per element (inference form: scale and shift, statistics folded).
+- GroupNormalization: 7 per element (its statistics come from each image: sum and sum of squares,
+  then subtract, divide, scale and shift).
 - pooling: window area per output (comparisons or additions); global pooling: 1 per input.
 - Add/Subtract/Multiply/Average/Maximum: 1 per element per extra input.
 - LocalResponseNormalization: depth + 4 per element (square, window sum, alpha, bias, power, divide).
@@ -91,6 +93,8 @@ def _layer_flops(layer, inputs, outputs, multiply_adds_only: bool) -> int:
         return 0
     if isinstance(layer, layers.BatchNormalization):
         return 2 * out_elements
+    if isinstance(layer, layers.GroupNormalization):
+        return 7 * out_elements
     if isinstance(layer, (layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU, layers.PReLU)):
         return _activation_cost(getattr(layer, "activation", "relu"), out_elements)
     if isinstance(layer, layers.Softmax):
