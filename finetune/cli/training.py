@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+import zoo
+
 from finetune import api
 from finetune.cli.app import cli
 from finetune.data.augment import PRESETS
@@ -19,6 +21,7 @@ from finetune.training.classification import finetune as train_classifier
 from finetune.training.config import FinetuneConfig
 from finetune.training.runfolder import check_writable
 from zoo.errors import ZooError
+from zoo.models.common import NORMALIZATIONS
 
 AUGMENT_PRESETS = tuple(PRESETS)
 
@@ -53,6 +56,10 @@ def training_options(function):
         click.option("--mixup", type=float, help="Mixup alpha (0: off)."),
         click.option("--cutmix", type=float, help="CutMix factor (0: off)."),
         click.option("--max-examples", type=int, help="Use at most this many examples per split."),
+        click.option("--norm", type=click.Choice(NORMALIZATIONS), help="Models with batch normalization: batch "
+                     "(each batch's statistics, pretrained ones too), group (GroupNormalization, independent of "
+                     "the batch) or frozen (the moving statistics, never updated: pretrained backbones at small "
+                     "batches). Without it, pretrained BatchNorm runs on its moving statistics."),
         click.option("--balance", type=click.Choice(["oversample", "undersample"]), help="Draw every class "
                      "equally often in training: oversample the rare ones, or undersample the common ones."),
         click.option("--class-weights", is_flag=True, default=None, help="Weigh each example's loss by "
@@ -75,10 +82,17 @@ def training_options(function):
     return function
 
 
-def given_settings(options: dict) -> dict:
+def given_settings(options: dict, model: str | None = None) -> dict:
     """The FinetuneConfig settings the command line gave (options left out are not settings)."""
     options = dict(options)
     options.pop("config_file", None)
+    norm = options.pop("norm", None)
+    if norm is not None:
+        options["model_options"] = {"norm": norm}
+        if model is not None and "norm" not in zoo.info(model).options:
+            takers = [name for name in zoo.list_models() if "norm" in zoo.info(name).options]
+            raise ZooError(f"--norm replaces batch normalization, which {model} does not have; the models that take "
+                           f"it: {', '.join(takers)}")
     if options.pop("no_download", None):
         options["download"] = False
     if options.get("channels"):
@@ -91,9 +105,11 @@ def build_config(model: str | None, options: dict):
     """A FinetuneConfig from a --config file and the options given on the command line."""
     config_file = options.get("config_file")
     config = FinetuneConfig.load(config_file) if config_file else FinetuneConfig()
-    settings = given_settings(options)
+    settings = given_settings(options, model or config.model)
     if model:
         settings["model"] = model
+    if "model_options" in settings:
+        settings["model_options"] = {**config.model_options, **settings["model_options"]}
     return dataclasses.replace(config, **settings).validate()
 
 
@@ -134,7 +150,7 @@ def finetune_command(model, out, resume, quiet, backbone, rnn, folds, **options)
             raise ZooError("--resume needs --out, the run folder to continue")
         if options.get("config_file"):
             raise ZooError("--resume continues with the run's own config.json; leave out --config")
-        config, changes = FinetuneConfig.load(out).resumed_with({"model": model, **given_settings(options)})
+        config, changes = FinetuneConfig.load(out).resumed_with({"model": model, **given_settings(options, model)})
         if not quiet:
             changed = "".join(f", {key}={value}" for key, value in changes.items())
             click.echo(f"Resuming {out} ({config.model}, {config.mode}{changed})")
