@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 import zoo
-
 from finetune import api
 from finetune.cli.app import cli
 from finetune.data.augment import PRESETS
