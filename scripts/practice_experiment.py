@@ -94,7 +94,7 @@ PRETRAINED_WITH = {"batch": "batch", "frozen": "batch", "group": "group"}
 
 
 def norm(args) -> None:
-    print(f"{args.model} at 64x64 pretrained from scratch on {args.examples} images of zoo_shapes/source (batch "
+    print(f"{args.model} at {args.image_size}x{args.image_size} pretrained from scratch on {args.examples} images of zoo_shapes/source (batch "
           f"{args.pretrain_batch}, {args.pretrain_epochs} epochs), then fine-tuned (all layers) at batch 4 for "
           f"{args.epochs} epochs on {args.target_examples} images of zoo_shapes/target (disjoint classes); seed 0 "
           f"and the same data for each normalization; frozen fine-tunes the batch-normalized backbone")
@@ -107,12 +107,12 @@ def norm(args) -> None:
             if pretrained_norm not in pretrained:
                 pretrained[pretrained_norm] = Path(scratch) / f"{pretrained_norm}-pretrained"
                 finetune.finetune(args.model, epochs=args.pretrain_epochs, batch_size=args.pretrain_batch,
-                                  image_size=64, model_options={"norm": pretrained_norm},
+                                  image_size=args.image_size, model_options={"norm": pretrained_norm},
                                   data="builtin:zoo_shapes/source", max_examples=args.examples,
                                   out=pretrained[pretrained_norm], verbose=0)
                 keras.backend.clear_session()
             started = time.perf_counter()
-            result = finetune.finetune(args.model, epochs=args.epochs, batch_size=4, image_size=64,
+            result = finetune.finetune(args.model, epochs=args.epochs, batch_size=4, image_size=args.image_size,
                                        model_options={"norm": option},
                                        weights=str(pretrained[pretrained_norm] / "best.keras"),
                                        data="builtin:zoo_shapes/target", max_examples=args.target_examples,
@@ -135,6 +135,7 @@ def main() -> None:
     norm_parser = commands.add_parser("norm")
     norm_parser.add_argument("--model", default="resnet18")
     norm_parser.add_argument("--norms", nargs="+", default=["batch", "group", "frozen"])
+    norm_parser.add_argument("--image-size", type=int, default=64)
     norm_parser.add_argument("--examples", type=int, default=1200)
     norm_parser.add_argument("--pretrain-epochs", type=int, default=4)
     norm_parser.add_argument("--pretrain-batch", type=int, default=32)
