@@ -31,7 +31,7 @@ def resnets():
     for norm in NORMALIZATIONS:
         keras.utils.set_random_seed(0)
         models[norm] = zoo.create("resnet18", input_shape=(SIZE, SIZE, 3), num_classes=3, norm=norm,
-                                    classifier_activation=None)
+                                  classifier_activation=None)
     return models
 
 
