@@ -22,6 +22,7 @@ from finetune import files
 from finetune.captioning import CaptioningConfig, evaluate_captioner, export_captioner, load_captioner, train_captioner
 from finetune.captioning.serving import caption_files
 from finetune.data.captions import load_captions
+from finetune.practice.folds import CrossValidation, cross_validate
 from finetune.serving.batch import predict_data
 from finetune.serving.evaluation import evaluate_source
 from finetune.serving.export import export_model
@@ -68,7 +69,7 @@ def make_config(model: str | FinetuneConfig | None = None, data: str | None = No
 
 
 def finetune(model: str | FinetuneConfig = "lenet5", data: str | None = None, *, out=None, resume: bool = False,
-             verbose: int = 1, **settings) -> RunResult:
+             verbose: int = 1, **settings) -> RunResult | CrossValidation:
     """Fine-tunes MODEL on DATA (default: the built-in shapes) and returns the run's result.
 
     Args:
@@ -84,7 +85,9 @@ def finetune(model: str | FinetuneConfig = "lenet5", data: str | None = None, *,
             CaptioningConfig's for the captioner (backbone, rnn, epochs, ...).
 
     Returns a RunResult: the final model, history, metrics, class names and run folder. With
-    mode="predict" nothing trains: the metrics are the predictions' summary.
+    mode="predict" nothing trains: the metrics are the predictions' summary. With `folds=K` (and no
+    `fold`), k-fold cross-validation: K runs in out/fold-N, and a CrossValidation with their mean
+    and spread (`finetune.practice.folds`).
     """
     if model == CAPTIONER or isinstance(model, CaptioningConfig):
         return _finetune_captioner(model, data, out, resume, verbose, settings)
@@ -100,6 +103,9 @@ def finetune(model: str | FinetuneConfig = "lenet5", data: str | None = None, *,
             log.info("resuming %s with %s=%r", out, key, value)
         return train_classifier(config, out=out, resume=True, verbose=verbose)
     config = make_config(model, data, **settings)
+    if config.folds is not None and config.fold is None:
+        return cross_validate(config, out if out is not None else next_run_folder(f"{config.model}-cv"), config.folds,
+                              verbose=verbose)
     if config.mode == "predict":
         rows = predict_data(config, out=out)
         return RunResult(model=None, history=[], metrics={"predictions": rows}, class_names=[], out=out)
@@ -206,5 +212,6 @@ def export(source, out, *, format: str = SAVED_MODEL, quantize: str = "none", na
     return export_portable(source, out, format, quantize, name=name, version=version, labels=labels, data=data)
 
 
-__all__ = ["CAPTIONER", "CAPTIONING", "CLASSIFICATION", "LoadedModel", "RunResult", "caption", "evaluate", "export",
-           "finetune", "load", "make_config", "next_run_folder", "predict", "task_of"]
+__all__ = ["CAPTIONER", "CAPTIONING", "CLASSIFICATION", "CrossValidation", "LoadedModel", "RunResult", "caption",
+           "cross_validate", "evaluate", "export", "finetune", "load", "make_config", "next_run_folder", "predict",
+           "task_of"]

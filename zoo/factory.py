@@ -5,7 +5,7 @@ from __future__ import annotations
 from zoo.errors import ZooError
 from zoo.registry import POOLING_CHOICES, ModelSpec, get_spec, resolve_input_shape
 from zoo.weights.assign import assign
-from zoo.weights.pretrained import resolve
+from zoo.weights.pretrained import is_other_library_file, resolve, tag_of
 
 
 def create(
@@ -78,6 +78,10 @@ def create_with_weights(spec: ModelSpec, weights: str, *, num_classes, input_sha
     and refused where `given` (the options the caller passed) contradicts them.
     """
     given = given or {}
+    if options.get("norm") == "group" and (tag_of(spec, weights) or is_other_library_file(weights)):
+        raise ZooError(f"{spec.name}'s pretrained weights ({weights}) hold batch normalization's statistics, which "
+                       f"norm='group' has no place for: use norm='frozen' (or 'batch') to fine-tune them, or "
+                       f"norm='group' without weights")
 
     def build_reference(reference_options, reference_classes, reference_shape):
         return build(spec, num_classes=reference_classes, input_shape=reference_shape, options=reference_options)

@@ -7,6 +7,8 @@ output shape and config say. Conventions (one image, inference):
   channels per group; Dense: 2 x inputs x units per position. Bias: 1 per output.
 - activations: 1 per element (ReLU, tanh, ...), softmax 3 (exp, sum, divide), linear 0.
 - BatchNormalization: 2 per element (inference form: scale and shift, statistics folded).
+- GroupNormalization: 7 per element (its statistics come from each image: sum and sum of squares,
+  then subtract, divide, scale and shift).
 - pooling: window area per output (comparisons or additions); global pooling: 1 per input.
 - Add/Subtract/Multiply/Average/Maximum: 1 per element per extra input.
 - LocalResponseNormalization: depth + 4 per element (square, window sum, alpha, bias, power, divide).
@@ -27,6 +29,7 @@ from keras import layers
 
 from zoo.errors import ZooError
 from zoo.factory import create
+from zoo.layers import LocalResponseNormalization
 
 try:  # Keras keeps its queue of variables to initialize in an internal module, with no public API
     from keras.src.backend.common import global_state
@@ -90,6 +93,8 @@ def _layer_flops(layer, inputs, outputs, multiply_adds_only: bool) -> int:
         return 0
     if isinstance(layer, layers.BatchNormalization):
         return 2 * out_elements
+    if isinstance(layer, layers.GroupNormalization):
+        return 7 * out_elements
     if isinstance(layer, (layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU, layers.PReLU)):
         return _activation_cost(getattr(layer, "activation", "relu"), out_elements)
     if isinstance(layer, layers.Softmax):
@@ -102,8 +107,6 @@ def _layer_flops(layer, inputs, outputs, multiply_adds_only: bool) -> int:
         return (len(inputs) - 1) * out_elements
     if isinstance(layer, (layers.Rescaling, layers.Normalization)):
         return 2 * out_elements
-    from zoo.layers import LocalResponseNormalization
-
     if isinstance(layer, LocalResponseNormalization):
         return (layer.depth + 4) * out_elements
     raise ZooError(f"no FLOP rule for layer {layer.name!r} of type {type(layer).__name__}; "
@@ -121,6 +124,15 @@ def _nodes(model):
             if node.is_input:
                 continue
             yield node.operation, list(node.input_tensors), list(node.outputs)
+
+
+def graph_nodes(model):
+    """Every call of a leaf layer, looking inside nested models, as (layer, inputs, outputs)."""
+    for layer, inputs, outputs in _nodes(model):
+        if isinstance(layer, keras.Model):
+            yield from graph_nodes(layer)
+        else:
+            yield layer, inputs, outputs
 
 
 def _graph_flops(model, multiply_adds_only: bool) -> int:

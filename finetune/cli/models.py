@@ -6,6 +6,7 @@ import click
 
 import zoo
 from finetune.cli.app import cli
+from zoo import memory
 
 
 def _format_table(headers, rows) -> str:
@@ -48,8 +49,20 @@ def list_command(pattern, pretrained):
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON, without the layer summary.")
 @click.option("--no-summary", is_flag=True, help="Leave out the layer-by-layer summary.")
-def info_command(name, as_json, no_summary):
+@click.option("--memory", "show_memory", is_flag=True,
+              help="Estimate the memory of training: parameters, gradients, optimizer state, activations.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="With --memory.")
+@click.option("--image-size", type=click.IntRange(min=1), help="With --memory (default: the model's input).")
+@click.option("--optimizer", type=click.Choice(sorted(memory.OPTIMIZER_SLOTS)), default="adam", show_default=True,
+              help="With --memory: the updater, whose state is per parameter.")
+@click.option("--precision", type=click.Choice(["float32", "mixed"]), default="float32", show_default=True,
+              help="With --memory: mixed keeps activations in 16 bits.")
+@click.option("--budget", help="With --memory: the memory to fit (e.g. 8GiB); prints the largest batch that fits.")
+def info_command(name, as_json, no_summary, show_memory, batch_size, image_size, optimizer, precision, budget):
     """Show a model's spec (family, paper, inputs, parameters, preprocessing, weights) and layers."""
+    if show_memory:
+        _memory(name, batch_size, image_size, optimizer, precision, budget, as_json)
+        return
     summary = zoo.info(name).summary()
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -75,6 +88,28 @@ def info_command(name, as_json, no_summary):
     if not no_summary:
         click.echo()
         zoo.create(name).summary(print_fn=lambda line, *args, **kwargs: click.echo(line))
+
+
+def _memory(name, batch_size, image_size, optimizer, precision, budget, as_json):
+    """`zoo info NAME --memory`: the estimate by part, and the largest batch for a budget."""
+    estimate = memory.estimate_model(name, batch_size, image_size=image_size, optimizer=optimizer,
+                                     precision=precision)
+    budget_bytes = memory.parse_bytes(budget) if budget else None
+    values = estimate.to_dict()
+    if budget_bytes is not None:
+        values.update(budget=budget_bytes, largest_batch=estimate.largest_batch(budget_bytes))
+    if as_json:
+        click.echo(json.dumps(values, indent=2))
+        return
+    size = image_size or zoo.info(name).default_input_shape[0]
+    click.echo(f"Training memory of {name} at {size}x{size}, batch {batch_size}, {optimizer}, {precision} "
+               f"(an estimate):")
+    for part in ("parameters", "gradients", "optimizer", "activations", "inputs", "runtime", "total"):
+        click.echo(f"  {part:<12} {memory.human(values[part]):>12}")
+    if budget_bytes is not None:
+        largest = values["largest_batch"]
+        click.echo(f"Largest batch within {memory.human(budget_bytes)}: {largest}" if largest else
+                   f"Not even the weights and optimizer state fit in {memory.human(budget_bytes)}")
 
 
 def _accuracy(value) -> str:

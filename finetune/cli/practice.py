@@ -55,7 +55,8 @@ def doctor_command(model, out, overfit_examples, overfit_steps, lr_find_steps, *
 @click.option("--budget-epochs", type=int, help="Epochs per trial (default: --epochs).")
 @click.option("--out", type=click.Path(file_okay=False), help="Search folder (default: runs/MODEL-tune-N); "
               "run again with the same folder to continue an interrupted search.")
-def tune_command(model, trials, rounds, budget_epochs, out, **options):
+@click.option("--folds", type=int, help="Judge each trial by k-fold cross-validation (its mean over K folds).")
+def tune_command(model, trials, rounds, budget_epochs, out, folds, **options):
     """Random search (coarse to fine) over learning rate, weight decay, dropout, batch size,
     augmentation and optimizer, judged on the validation split. Writes DIR/best/config.json.
 
@@ -68,7 +69,7 @@ def tune_command(model, trials, rounds, budget_epochs, out, **options):
     if budget_epochs is not None and budget_epochs < 1:
         raise ZooError("--budget-epochs must be at least 1")
     out = out or next_run_folder(f"{config.model}-tune")
-    result = tune(config, out, trials=trials, rounds=rounds, budget_epochs=budget_epochs)
+    result = tune(config, out, trials=trials, rounds=rounds, budget_epochs=budget_epochs, folds=folds)
     if result.best is None:
         raise ZooError(f"every trial failed (see {out}/results.csv): lower --lr and run zoo doctor")
     click.echo(f"Results: {out}/results.csv, {out}/results.png. Train it in full with:\n"

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
+import zoo
 from finetune import api
 from finetune.cli.app import cli
 from finetune.data.augment import PRESETS
+from finetune.practice.folds import cross_validate
 from finetune.practice.lr_find import lr_find
 from finetune.serving.batch import predict_data, summary
 from finetune.training import plots
@@ -18,6 +20,7 @@ from finetune.training.classification import finetune as train_classifier
 from finetune.training.config import FinetuneConfig
 from finetune.training.runfolder import check_writable
 from zoo.errors import ZooError
+from zoo.models.common import NORMALIZATIONS
 
 AUGMENT_PRESETS = ("auto", *PRESETS)
 
@@ -55,6 +58,14 @@ def training_options(function):
         click.option("--mixup", type=float, help="Mixup alpha (0: off)."),
         click.option("--cutmix", type=float, help="CutMix factor (0: off)."),
         click.option("--max-examples", type=int, help="Use at most this many examples per split."),
+        click.option("--norm", type=click.Choice(NORMALIZATIONS), help="Models with batch normalization: batch "
+                     "(each batch's statistics, pretrained ones too), group (GroupNormalization, independent of "
+                     "the batch) or frozen (the moving statistics, never updated: pretrained backbones at small "
+                     "batches). Without it, pretrained BatchNorm runs on its moving statistics."),
+        click.option("--balance", type=click.Choice(["oversample", "undersample"]), help="Draw every class "
+                     "equally often in training: oversample the rare ones, or undersample the common ones."),
+        click.option("--class-weights", is_flag=True, default=None, help="Weigh each example's loss by "
+                     "n / (classes x its class's count), so that rare classes count as much as common ones."),
         click.option("--data-dir", type=click.Path(file_okay=False), help="TFDS data folder (default: $ZOO_DATA_DIR)."),
         click.option("--no-download", is_flag=True, default=None, help="Use prepared TFDS data only."),
         click.option("--cache/--no-cache", default=None, help="Keep decoded images in memory (default: when they "
@@ -73,10 +84,17 @@ def training_options(function):
     return function
 
 
-def given_settings(options: dict) -> dict:
+def given_settings(options: dict, model: str | None = None) -> dict:
     """The FinetuneConfig settings the command line gave (options left out are not settings)."""
     options = dict(options)
     options.pop("config_file", None)
+    norm = options.pop("norm", None)
+    if norm is not None:
+        options["model_options"] = {"norm": norm}
+        if model is not None and "norm" not in zoo.info(model).options:
+            takers = [name for name in zoo.list_models() if "norm" in zoo.info(name).options]
+            raise ZooError(f"--norm replaces batch normalization, which {model} does not have; the models that take "
+                           f"it: {', '.join(takers)}")
     if options.pop("no_download", None):
         options["download"] = False
     if options.get("channels"):
@@ -89,9 +107,11 @@ def build_config(model: str | None, options: dict):
     """A FinetuneConfig from a --config file and the options given on the command line."""
     config_file = options.get("config_file")
     config = FinetuneConfig.load(config_file) if config_file else FinetuneConfig()
-    settings = given_settings(options)
+    settings = given_settings(options, model or config.model)
     if model:
         settings["model"] = model
+    if "model_options" in settings:
+        settings["model_options"] = {**config.model_options, **settings["model_options"]}
     return dataclasses.replace(config, **settings).validate()
 
 
@@ -104,8 +124,10 @@ def build_config(model: str | None, options: dict):
 @click.option("--ema", type=float, help="Keep an exponential moving average of the weights (e.g. 0.99).")
 @click.option("--backbone", help="captioner: the zoo model that encodes the images (default vgg11).")
 @click.option("--rnn", type=click.Choice(["lstm", "gru"]), help="captioner: the decoder's recurrent layer.")
+@click.option("--folds", type=int, help="k-fold cross-validation: K runs, each validating on one of K "
+              "stratified folds of the training data, and their mean and spread (test split untouched).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
+def finetune_command(model, out, resume, quiet, backbone, rnn, folds, **options):
     """Fine-tune MODEL on your data (default: the built-in shapes) and leave a run folder.
 
     \b
@@ -116,7 +138,12 @@ def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
       zoo finetune lenet5 --out runs/lenet --resume
     """
     if model == api.CAPTIONER:
+        if folds:
+            raise ZooError("--folds applies to classifiers: a captioner is judged by BLEU on its held-out split")
         _finetune_captioner(out, resume, quiet, backbone, rnn, options)
+        return
+    if folds is not None:
+        _cross_validate(model, out, resume, quiet, folds, options)
         return
     if backbone or rnn:
         raise ZooError("--backbone and --rnn apply to `zoo finetune captioner` only")
@@ -125,7 +152,7 @@ def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
             raise ZooError("--resume needs --out, the run folder to continue")
         if options.get("config_file"):
             raise ZooError("--resume continues with the run's own config.json; leave out --config")
-        config, changes = FinetuneConfig.load(out).resumed_with({"model": model, **given_settings(options)})
+        config, changes = FinetuneConfig.load(out).resumed_with({"model": model, **given_settings(options, model)})
         if not quiet:
             changed = "".join(f", {key}={value}" for key, value in changes.items())
             click.echo(f"Resuming {out} ({config.model}, {config.mode}{changed})")
@@ -141,6 +168,23 @@ def finetune_command(model, out, resume, quiet, backbone, rnn, **options):
         data = config.data or (str(Path(config.labels).parent) if config.labels else "builtin:zoo_shapes")
         click.echo(f"Fine-tuning {config.model} ({config.mode}) on {data} into {out}")
     train_classifier(config, out=out, verbose=0 if quiet else 1)
+
+
+def _cross_validate(model, out, resume, quiet, folds, options):
+    """`zoo finetune --folds K`: one run per fold in OUT/fold-N, continued by running it again."""
+    config = build_config(model, options)
+    if config.mode == "predict":
+        raise ZooError("--folds cross-validates training: it does not go with --mode predict")
+    if resume and out is None:
+        raise ZooError("--resume needs --out, the cross-validation folder to continue")
+    out = Path(out) if out is not None else api.next_run_folder(f"{config.model}-cv")
+    if not quiet:
+        click.echo(f"Cross-validating {config.model} on {folds} folds of {config.data or 'builtin:zoo_shapes'} "
+                   f"into {out}")
+    result = cross_validate(config, out, folds, verbose=0 if quiet else 1)
+    for metric, values in result.summary.items():
+        click.echo(f"{metric:>16}  {values['mean']:.4f} ± {values['std']:.4f}  "
+                   f"(min {values['min']:.4f}, max {values['max']:.4f})")
 
 
 # `zoo finetune captioner` options and the captioner trainer's arguments they set

@@ -18,7 +18,8 @@ import tensorflow as tf
 from finetune import files
 from finetune.data import images as image_files
 from finetune.data.folders import folder_source
-from finetune.data.source import AUTOTUNE, Source, cap, carve_validation, keep_small_items_in_memory, read_and_decode
+from finetune.data.source import (AUTOTUNE, Source, cap, carve_fold, carve_validation, keep_small_items_in_memory,
+                                  labels_of, read_and_decode)
 from finetune.data.specs import DataSpec, parse_spec, resolve_data_dir
 from finetune.data.tfds_sources import tfds_source
 from zoo.errors import ZooError
@@ -32,6 +33,7 @@ AUTO_CACHE_BYTES = 512 * 2**20
 STATISTICS_SAMPLE = 2000  # training images the mean/std and PCA statistics are estimated from
 STATISTICS_PIXEL_STRIDE = 7  # every 7th pixel of those is plenty
 LABEL_MODES = ("int", "categorical")
+BALANCE_MODES = ("oversample", "undersample")
 
 
 def open_source(spec: DataSpec, data_dir, download, seed, labels=None) -> Source:
@@ -144,6 +146,29 @@ def check_image_size(image_size) -> tuple[int, int, int]:
         raise ZooError(f"image_size must be (height, width, channels) with 1 or 3 channels, got {image_size}")
     return size
 
+def _of_class(wanted: int):
+    def keep(item, label):
+        return tf.equal(label, wanted)
+
+    return keep
+
+
+def balanced(items: tf.data.Dataset, mode: str, num_classes: int, seed: int, decode) -> tuple[tf.data.Dataset, int]:
+    """Training epochs that draw every class equally often: per class, its examples decoded (and
+    cached) by `decode`, shuffled and repeated, mixed by `sample_from_datasets` with equal weights.
+    Returns the stream and its epoch size: the training split's size when oversampling, the number
+    of classes times the rarest class's count when undersampling (the course notes' "label shuffle"
+    for class-imbalanced data; Keras's class weights are the other remedy)."""
+    if mode not in BALANCE_MODES:
+        raise ZooError(f"balance must be one of {', '.join(BALANCE_MODES)}, not {mode!r}")
+    counts = np.bincount(labels_of(items), minlength=num_classes)
+    present = [label for label in range(num_classes) if counts[label]]
+    per_class = [decode(items.filter(_of_class(label))).repeat() for label in present]
+    mixed = tf.data.Dataset.sample_from_datasets(per_class, weights=[1.0 / len(present)] * len(present), seed=seed)
+    epoch_size = int(counts.sum()) if mode == "oversample" else len(present) * int(counts[present].min())
+    return mixed.take(epoch_size), epoch_size
+
+
 def decoded_bytes(sizes: dict[str, int], image_size) -> int:
     """Memory that every split's decoded, resized uint8 images take together."""
     height, width, channels = image_size
@@ -152,7 +177,8 @@ def decoded_bytes(sizes: dict[str, int], image_size) -> int:
 def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, preprocessing=None, augment=None,
               validation_fraction: float = 0.2, seed: int = 0, data_dir: str | None = None, download: bool = True,
               cache: bool | None = None, drop_remainder: bool = False, shuffle_buffer: int = 10000,
-              max_examples: int | None = None, label_mode: str = "int", labels=None) -> DataBundle:
+              max_examples: int | None = None, label_mode: str = "int", labels=None, folds: int | None = None,
+              fold: int | None = None, balance: str | None = None) -> DataBundle:
     """Resolves `spec` and returns batched train/validation/test streams sized for a model.
 
     Args:
@@ -174,6 +200,11 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         labels: a CSV of image file names and labels for a folder spec (found by itself when the
             folder holds labels.csv or train.csv; `finetune.data.label_files`). With no spec, its
             folder is the data.
+        folds, fold: k-fold cross-validation: the training data (with any validation split of the
+            source) in `folds` stratified folds, fold `fold` (from 0) for validation; test untouched.
+        balance: None, or the class balance of training epochs: "oversample" (epochs as long as
+            the training split, each class drawn equally often, rare ones repeated) or
+            "undersample" (epochs of as many examples of each class as the rarest has).
     """
     if label_mode not in LABEL_MODES:
         raise ZooError(f"label_mode must be 'int' or 'categorical', not {label_mode!r}")
@@ -183,7 +214,10 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
     source = open_source(parse_spec(labelled_spec(spec, labels)), data_dir, download, seed, labels)
     if len(source.class_names) < 2:
         raise ZooError(f"{source.description} has {len(source.class_names)} class(es): a classifier needs at least two")
-    carve_validation(source, validation_fraction, seed)
+    if folds is not None:
+        carve_fold(source, folds, fold or 0, seed)
+    else:
+        carve_validation(source, validation_fraction, seed)
     cap(source, max_examples)
     if cache is None:
         cache = decoded_bytes(source.sizes, image_size) <= AUTO_CACHE_BYTES
@@ -215,16 +249,24 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         buffer = min(shuffle_buffer, max(source.sizes[role], 1))
         return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
 
-    streams = {}
-    for role, items in source.splits.items():
-        training = role == "train" and shuffle_buffer > 0
+    def decoded_and_shuffled(items, role, training):
         if cache:
             images = decoded(items).cache()
-            images = shuffled(images, role) if training else images
-        else:  # shuffle paths or encoded bytes, not decoded images
-            images = decoded(shuffled(items, role) if training else items)
+            return shuffled(images, role) if training else images
+        return decoded(shuffled(items, role) if training else items)  # shuffle paths or bytes, not pixels
+
+    streams = {}
+    epoch_size = source.sizes["train"]
+    for role, items in source.splits.items():
+        training = role == "train" and shuffle_buffer > 0
+        if role == "train" and balance is not None:
+            images, epoch_size = balanced(items, balance, num_classes, seed,
+                                          lambda class_items: decoded_and_shuffled(class_items, role, True))
+        else:
+            images = decoded_and_shuffled(items, role, training)
         streams[role] = finish(images, role == "train")
     sizes = {role: source.sizes[role] for role in ("train", "validation", "test") if role in source.sizes}
+    sizes["train"] = epoch_size
     described = ", ".join(f"{role} {size}" for role, size in sizes.items())
     return DataBundle(
         train=streams["train"], validation=streams["validation"], test=streams.get("test"),

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from finetune import files
+from finetune.practice.folds import cross_validate
 from finetune.training.classification import finetune
 from finetune.training.config import FinetuneConfig
 from finetune.training.loop import LossDiverged
@@ -144,9 +145,10 @@ class TuneResult:
 
 
 def tune(config: FinetuneConfig, out, *, trials: int = 8, rounds: int = 2, budget_epochs: int | None = None,
-         space: dict | None = None, verbose: int = 1) -> TuneResult:
+         space: dict | None = None, verbose: int = 1, folds: int | None = None) -> TuneResult:
     """Random search over `space` (default DEFAULT_SPACE) around `config`, in `rounds` rounds of
-    `trials` in all; each trial trains `budget_epochs` (default config.epochs) epochs.
+    `trials` in all; each trial trains `budget_epochs` (default config.epochs) epochs. With `folds`,
+    each trial is a k-fold cross-validation (`finetune.practice.folds`), ranked by its mean.
 
     Running it again on the same `out` with the same settings continues where it stopped: finished
     trials are read back, an interrupted one resumes from its last epoch.
@@ -160,8 +162,10 @@ def tune(config: FinetuneConfig, out, *, trials: int = 8, rounds: int = 2, budge
         raise ZooError(f"not settings of a fine-tuning run: {', '.join(sorted(unknown))}")
     epochs = budget_epochs or config.epochs
     out = Path(out)
+    if folds is not None and folds < 2:
+        raise ZooError(f"--folds must be at least 2, got {folds}")
     settings = {"base": config.to_dict(), "trials": trials, "rounds": rounds, "budget_epochs": epochs,
-                "space": {name: dimension.describe() for name, dimension in space.items()}}
+                "space": {name: dimension.describe() for name, dimension in space.items()}, "folds": folds}
     _start_or_continue(out, settings)
 
     results: list[dict] = []
@@ -181,7 +185,7 @@ def tune(config: FinetuneConfig, out, *, trials: int = 8, rounds: int = 2, budge
         for _ in range(size):
             number += 1
             params = sample(current, rng)
-            row = _trial(config, params, epochs, out / "trials" / f"{number:03d}", number, round_index + 1)
+            row = _trial(config, params, epochs, out / "trials" / f"{number:03d}", number, round_index + 1, folds)
             results.append(row)
             write_history(out / "results.csv", results)
             if verbose:
@@ -194,7 +198,7 @@ def tune(config: FinetuneConfig, out, *, trials: int = 8, rounds: int = 2, budge
     best = order[0] if order else None
     best_config = None
     if best is not None:
-        best_config = dataclasses.replace(FinetuneConfig.load(best["folder"]), epochs=config.epochs)
+        best_config = dataclasses.replace(config, **{name: best[name] for name in space}, epochs=config.epochs)
         best_config.save(out / "best" / files.CONFIG)
     settings["best"] = best
     files.write_json(out / "tune.json", settings)
@@ -226,12 +230,25 @@ def _start_or_continue(out: Path, settings: dict) -> None:
     files.write_json(saved, settings)
 
 
-def _trial(base: FinetuneConfig, params: dict, epochs: int, folder: Path, number: int, round_number: int) -> dict:
-    """One trial: a whole fine-tuning run in its own folder, or its result read back when done."""
+def _trial(base: FinetuneConfig, params: dict, epochs: int, folder: Path, number: int, round_number: int,
+           folds: int | None = None) -> dict:
+    """One trial: a whole fine-tuning run (or cross-validation) in its own folder, or its result
+    read back when done."""
     config = dataclasses.replace(base, epochs=epochs, **params).validate()
     row = {"trial": number, "round": round_number, **{name: getattr(config, name) for name in DEFAULT_SPACE},
            **params, "val_accuracy": math.nan, "val_loss": math.nan, "epochs": epochs, "seconds": 0.0,
            "status": "done", "folder": str(folder)}
+    if folds:
+        started = time.perf_counter()
+        keras.backend.clear_session()
+        try:
+            result = cross_validate(config, folder, folds, verbose=0)
+        except ZooError as error:
+            row.update(status=f"failed: {error}", seconds=time.perf_counter() - started)
+            return row
+        row.update(val_accuracy=result.summary["accuracy"]["mean"], val_loss=result.summary["loss"]["mean"],
+                   val_accuracy_std=result.summary["accuracy"]["std"], seconds=time.perf_counter() - started)
+        return row
     metrics_file = folder / files.METRICS
     if not metrics_file.is_file():
         resume = (folder / files.CONFIG).is_file()

@@ -54,6 +54,7 @@ def load_run_data(source, image_size, *, data=None, preprocessing=None, batch_si
         preprocessing=preprocessing, seed=settings.get("seed") or 0,
         validation_fraction=settings.get("validation_fraction") or 0.2, data_dir=settings.get("data_dir"),
         download=settings.get("download", True), labels=settings.get("labels") if data is None else None,
+        folds=settings.get("folds") if data is None else None, fold=settings.get("fold") if data is None else None,
         max_examples=max_examples if max_examples is not None else settings.get("max_examples"),
         **({} if shuffle_training else {"shuffle_buffer": 0}))
 

@@ -103,14 +103,17 @@ def optimizer_groups(model, trained_model, config: FinetuneConfig, steps_per_epo
     return [VariableGroup(head_optimizer, head_variables), VariableGroup(backbone_optimizer, backbone_variables)]
 
 
-def classifier_trainer(model, config: FinetuneConfig, strategy, steps_per_epoch: int, trained_model=None) -> Trainer:
-    """The trainer of a fine-tunable classifier (`modeling.build`): cross-entropy, the head's and the
-    backbone's optimizers. `trained_model` (default: `model`) is what training calls, e.g. the head
-    alone on cached features. Build it in the strategy's scope."""
+def classifier_trainer(model, config: FinetuneConfig, strategy, steps_per_epoch: int, trained_model=None,
+                       class_weights=None) -> Trainer:
+    """The trainer of a fine-tunable classifier (`modeling.build`): cross-entropy (weighted by class
+    when `class_weights` are given), the head's and the backbone's optimizers. `trained_model`
+    (default: `model`) is what training calls, e.g. the head alone on cached features. Build it in
+    the strategy's scope."""
     trained_model = trained_model or model
     groups = optimizer_groups(model, trained_model, config, steps_per_epoch)
-    return Trainer(trained_model, strategy, steps_per_epoch, Classification(config.label_smoothing, config.top_k),
-                   groups, jit=config.jit, steps_per_execution=config.steps_per_execution)
+    objective = Classification(config.label_smoothing, config.top_k, class_weights)
+    return Trainer(trained_model, strategy, steps_per_epoch, objective, groups, jit=config.jit,
+                   steps_per_execution=config.steps_per_execution)
 
 
 def finetune(config: FinetuneConfig | None, out=None, resume: bool = False, verbose: int = 1) -> RunResult:
@@ -162,7 +165,8 @@ def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose
 
     trained_model = model
     validation_for_epochs = validation
-    if config.mode == "head" and not augmenting and config.cache_features:
+    # Features are cached once; augmentation and balanced sampling draw anew each epoch, so they cannot be.
+    if config.mode == "head" and not augmenting and config.cache_features and not config.balance:
         started = time.perf_counter()
         (train_x, train_y), (val_x, val_y) = cached_features(modeling.backbone_of(model), train, validation)
         if verbose:
@@ -177,7 +181,10 @@ def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose
         validation_for_epochs = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(global_batch)
 
     with strategy.scope():
-        trainer = classifier_trainer(model, config, strategy, steps_per_epoch, trained_model)
+        weights = None
+        if config.class_weights:
+            weights = [bundle.class_weights[label] for label in range(bundle.num_classes)]
+        trainer = classifier_trainer(model, config, strategy, steps_per_epoch, trained_model, weights)
     groups = trainer.groups
     phase = {"now": None}
 

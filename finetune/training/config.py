@@ -11,6 +11,7 @@ from typing import ClassVar
 import zoo
 from finetune import files
 from finetune.data.augment import FLAGS, PRESETS
+from finetune.data.pipeline import BALANCE_MODES
 from zoo.errors import ZooError
 from zoo.flops import shapes_only
 
@@ -185,6 +186,10 @@ class FinetuneConfig(RunSettings):
     cache_features: bool = True  # head mode without augmentation: backbone features computed once
 
     validation_fraction: float = 0.2
+    folds: int | None = None  # k-fold cross-validation (finetune.practice.folds): this run validates
+    fold: int | None = None  # ... on fold `fold` (from 0) of `folds`
+    balance: str | None = None  # "oversample" or "undersample": training epochs draw classes equally
+    class_weights: bool = False  # weigh each example's loss by n / (classes x its class's count)
     max_examples: int | None = None
     data_dir: str | None = None
     download: bool = True
@@ -236,6 +241,14 @@ class FinetuneConfig(RunSettings):
         number("mixup", self.mixup, 0, None)
         number("cutmix", self.cutmix, 0, None)
         number("validation_fraction", self.validation_fraction, 0, 1, low_open=True, high_open=True)
+        whole("folds", self.folds, 2, optional=True)
+        whole("fold", self.fold, 0, optional=True)
+        if self.fold is not None and (self.folds is None or self.fold >= self.folds):
+            raise ZooError(f"fold {self.fold} needs folds above it (folds 0..K-1 of --folds K), got folds={self.folds}")
+        choice("balance", self.balance, (*BALANCE_MODES, None))
+        flag("class_weights", self.class_weights)
+        if self.balance and self.class_weights:
+            raise ZooError("--balance and --class-weights each even out the classes: use one of them")
         whole("max_examples", self.max_examples, 1, optional=True)
         whole("steps_per_execution", self.steps_per_execution, 1)
         whole("seed", self.seed, 0)

@@ -38,7 +38,8 @@ def load(config: FinetuneConfig, global_batch: int, drop_remainder: bool):
         validation_fraction=config.validation_fraction, seed=config.seed, data_dir=config.data_dir,
         download=config.download, cache=config.cache, drop_remainder=drop_remainder,
         max_examples=config.max_examples, label_mode="categorical" if uses_one_hot(config) else "int",
-        shuffle_buffer=10_000 if config.shuffle else 0, labels=config.labels,
+        shuffle_buffer=10_000 if config.shuffle else 0, labels=config.labels, folds=config.folds, fold=config.fold,
+        balance=config.balance,
     )
     if bundle.num_classes < 2:
         raise ZooError(f"{bundle.description}: at least two classes are needed to train a classifier")

@@ -37,9 +37,7 @@ def build(config, num_classes: int, input_shape) -> keras.Model:
     backbone = keras.Model(full.inputs, classifier.input, name=BACKBONE)
 
     inputs = keras.Input(shape=input_shape, name="image")
-    # Pretrained BatchNorm statistics stay frozen (inference mode) even when the backbone trains,
-    # as the Keras transfer-learning guide advises; from scratch, BatchNorm learns as usual.
-    features = backbone(inputs, training=False if (config.weights or config.mode != "full") else None)
+    features = backbone(inputs, training=backbone_training(config))
     x = features
     if config.dropout:
         x = keras.layers.Dropout(config.dropout, name=HEAD_DROPOUT)(x)
@@ -47,6 +45,20 @@ def build(config, num_classes: int, input_shape) -> keras.Model:
     model = keras.Model(inputs, outputs, name=spec.name)
     set_trainable(model, config.mode, config.unfreeze_from)
     return model
+
+
+def backbone_training(config) -> bool | None:
+    """How the backbone is called when the model trains: False (inference mode) or None (the
+    layers train as they would on their own)."""
+    if config.mode != "full":
+        return False
+    # A chosen normalization decides for itself: "batch" then normalizes with each batch's
+    # statistics, "frozen" with its moving ones, "group" with each image's.
+    if "norm" in config.model_options:
+        return None
+    # Otherwise pretrained BatchNorm statistics stay frozen (inference mode) even when the backbone
+    # trains, as the Keras transfer-learning guide advises; from scratch, BatchNorm learns as usual.
+    return False if config.weights else None
 
 
 def set_trainable(model: keras.Model, mode: str, unfreeze_from: str | None = None) -> None:

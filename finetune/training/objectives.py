@@ -31,13 +31,19 @@ def correct_predictions(labels, probabilities, k: int = 1):
 class Classification:
     """Softmax probabilities against class labels (indices, or one-hot with mixup/cutmix/smoothing)."""
 
-    def __init__(self, label_smoothing: float = 0.0, top_k: int = 5):
+    def __init__(self, label_smoothing: float = 0.0, top_k: int = 5, class_weights=None):
         self.label_smoothing = float(label_smoothing)
         self.top_k = int(top_k)
+        # a weight per class for the training loss (Keras's class_weight), or None
+        self.class_weights = None if class_weights is None else tuple(float(weight) for weight in class_weights)
 
     def replica_loss(self, labels, outputs):
         """This replica's share of the global batch's mean loss (replicas' shares add up to it)."""
-        return tf.nn.compute_average_loss(per_example_loss(labels, outputs, self.label_smoothing))
+        losses = per_example_loss(labels, outputs, self.label_smoothing)
+        if self.class_weights is not None:
+            classes = tf.argmax(labels, axis=-1) if labels.shape.rank == 2 else labels
+            losses = losses * tf.gather(tf.constant(self.class_weights, losses.dtype), tf.cast(classes, tf.int32))
+        return tf.nn.compute_average_loss(losses)
 
     def sums(self, labels, outputs) -> dict:
         """Summed loss, correct top-1 and top-k predictions, and the number of examples."""

@@ -1,7 +1,9 @@
-"""Pieces every family shares: the input, the classifier top and the feature pooling."""
+"""Pieces every family shares: the input, the classifier top, the feature pooling and the normalization layer."""
 
 import keras
 from keras import layers
+
+from zoo.layers import FrozenBatchNormalization
 
 RELU_INIT = "he_normal"  # He et al. 2015: keeps activation variance through ReLU layers
 LINEAR_INIT = "glorot_uniform"  # Glorot & Bengio 2010: for tanh and linear layers
@@ -23,3 +25,27 @@ def feature_pooling(x, pooling):
     if pooling == "max":
         return layers.GlobalMaxPooling2D(name="max_pool")(x)
     return x
+
+
+NORMALIZATIONS = ("batch", "group", "frozen")
+MAX_GROUPS = 32  # Wu & He, "Group Normalization", ECCV 2018: 32 groups by default
+
+
+def check_normalization(norm: str, family: str) -> None:
+    if norm not in NORMALIZATIONS:
+        raise ValueError(f"{family} norm must be one of {', '.join(NORMALIZATIONS)}, not {norm!r}")
+
+
+def group_count(channels: int) -> int:
+    """The largest number of groups up to MAX_GROUPS that divides `channels` evenly."""
+    return next(groups for groups in range(min(MAX_GROUPS, channels), 0, -1) if channels % groups == 0)
+
+
+def normalization(x, norm: str, name: str, epsilon: float):
+    """Normalizes `x` as `norm` asks: "batch" (BatchNormalization), "group" (GroupNormalization,
+    groups from the channel count) or "frozen" (BatchNormalization on its moving statistics)."""
+    if norm == "group":
+        return layers.GroupNormalization(groups=group_count(x.shape[-1]), epsilon=epsilon, name=name)(x)
+    if norm == "frozen":
+        return FrozenBatchNormalization(epsilon=epsilon, name=name)(x)
+    return layers.BatchNormalization(epsilon=epsilon, name=name)(x)

@@ -7,13 +7,15 @@ the paper and as the released weights were trained:
 - "torchvision": torchvision's port of the TensorFlow-trained net: batch-normalized (epsilon 1e-3)
   without LRN, a 3x3 kernel in the branch the paper calls 5x5, pools that round up, and a 2x2/2
   pool after 4e.
+
+The batch-normalized nets take `norm="group"` or `"frozen"` (see `zoo.models.common.normalization`).
 """
 
 import keras
 from keras import layers
 
 from zoo.layers import CeilModeMaxPooling2D, LocalResponseNormalization
-from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
+from zoo.models.common import RELU_INIT, check_normalization, classifier, feature_pooling, image_input, normalization
 from zoo.preprocessing import TORCH
 from zoo.registry import ModelSpec, register
 from zoo.weights.catalogue import released_weights
@@ -39,35 +41,36 @@ VARIANTS = ("paper", "bvlc", "torchvision")
 CAFFE_LRN = {"depth": 5, "bias": 1.0, "alpha": 1e-4 / 5, "beta": 0.75}
 
 
-def conv(x, filters, kernel, name, strides=1, batch_norm=False, padding="same"):
-    """A convolution followed by ReLU, with batch normalization in between when asked."""
+def conv(x, filters, kernel, name, strides=1, batch_norm=False, padding="same", norm="batch"):
+    """A convolution followed by ReLU, with batch normalization (or what `norm` puts in its place)
+    in between when asked."""
     x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=not batch_norm,
                       kernel_initializer=RELU_INIT, name=name)(x)
     if batch_norm:
-        x = layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
+        x = normalization(x, norm, f"{name}_bn", epsilon=1e-3)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def inception(x, filters, name, batch_norm=False, fives_kernel=5):
+def inception(x, filters, name, batch_norm=False, fives_kernel=5, norm="batch"):
     """An inception module: 1x1, 1x1->3x3, 1x1->5x5 and 3x3 pool->1x1 branches, concatenated.
 
     `fives_kernel=3` gives torchvision's module, whose "5x5" branch has a 3x3 kernel.
     """
     ones, reduce3, threes, reduce5, fives, pool_proj = filters
-    branch1 = conv(x, ones, 1, f"{name}_1x1", batch_norm=batch_norm)
-    branch3 = conv(x, reduce3, 1, f"{name}_3x3_reduce", batch_norm=batch_norm)
-    branch3 = conv(branch3, threes, 3, f"{name}_3x3", batch_norm=batch_norm)
-    branch5 = conv(x, reduce5, 1, f"{name}_5x5_reduce", batch_norm=batch_norm)
-    branch5 = conv(branch5, fives, fives_kernel, f"{name}_5x5", batch_norm=batch_norm)
+    branch1 = conv(x, ones, 1, f"{name}_1x1", batch_norm=batch_norm, norm=norm)
+    branch3 = conv(x, reduce3, 1, f"{name}_3x3_reduce", batch_norm=batch_norm, norm=norm)
+    branch3 = conv(branch3, threes, 3, f"{name}_3x3", batch_norm=batch_norm, norm=norm)
+    branch5 = conv(x, reduce5, 1, f"{name}_5x5_reduce", batch_norm=batch_norm, norm=norm)
+    branch5 = conv(branch5, fives, fives_kernel, f"{name}_5x5", batch_norm=batch_norm, norm=norm)
     branch_pool = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
-    branch_pool = conv(branch_pool, pool_proj, 1, f"{name}_pool_proj", batch_norm=batch_norm)
+    branch_pool = conv(branch_pool, pool_proj, 1, f"{name}_pool_proj", batch_norm=batch_norm, norm=norm)
     return layers.Concatenate(name=f"{name}_output")([branch1, branch3, branch5, branch_pool])
 
 
-def auxiliary_head(x, num_classes, name, batch_norm, classifier_activation):
+def auxiliary_head(x, num_classes, name, batch_norm, classifier_activation, norm="batch"):
     """5x5/3 average pool, 1x1 conv 128, FC 1024, dropout 0.7, classifier (training only)."""
     x = layers.AveragePooling2D(5, strides=3, name=f"{name}_pool")(x)
-    x = conv(x, 128, 1, f"{name}_conv", batch_norm=batch_norm)
+    x = conv(x, 128, 1, f"{name}_conv", batch_norm=batch_norm, norm=norm)
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(1024, activation="relu", kernel_initializer=RELU_INIT, name=f"{name}_fc")(x)
     x = layers.Dropout(0.7, name=f"{name}_dropout")(x)
@@ -75,14 +78,15 @@ def auxiliary_head(x, num_classes, name, batch_norm, classifier_activation):
 
 
 def googlenet(input_shape, num_classes, include_top, pooling, name, variant="paper", batch_norm=None,
-              auxiliary=False, dropout=0.4, classifier_activation="softmax"):
+              auxiliary=False, dropout=0.4, norm="batch", classifier_activation="softmax"):
     """GoogLeNet: the stem with its two LRNs, inception modules 3a-5b, global average pooling,
     dropout 0.4 and a linear classifier.
 
     With `auxiliary=True` the model has three outputs, the main classifier then the auxiliary
     heads on 4a and 4d, for training with `AUXILIARY_LOSS_WEIGHT`; `inference_model` drops them.
     With `batch_norm=True` every convolution is batch-normalized and the LRNs are left out
-    (torchvision's variant always is, BVLC's never). See the module docstring for the variants.
+    (torchvision's variant always is, BVLC's never); `norm` ("batch", "group" or "frozen") says
+    how. See the module docstring for the variants.
     """
     if variant not in VARIANTS:
         raise ValueError(f"googlenet variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
@@ -91,6 +95,10 @@ def googlenet(input_shape, num_classes, include_top, pooling, name, variant="pap
     if batch_norm != (variant == "torchvision") and variant != "paper":
         raise ValueError(f"the {variant} googlenet is {'' if variant == 'torchvision' else 'not '}batch-normalized: "
                          f"leave batch_norm out")
+    check_normalization(norm, "googlenet")
+    if norm != "batch" and not batch_norm:
+        raise ValueError(f"norm={norm!r} replaces batch normalization, which this googlenet does not have: "
+                         f"build it with batch_norm=True or variant='torchvision'")
     if auxiliary and not include_top:
         raise ValueError("googlenet auxiliary heads need include_top=True")
     if auxiliary and None in input_shape[:2]:
@@ -114,20 +122,21 @@ def googlenet(input_shape, num_classes, include_top, pooling, name, variant="pap
     if released:
         # Caffe and PyTorch pad 3 on every side; "same" would pad 2 above and 3 below on even inputs
         x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = conv(x, 64, 7, "conv1", strides=2, batch_norm=batch_norm, padding="valid" if released else "same")
+    x = conv(x, 64, 7, "conv1", strides=2, batch_norm=batch_norm, padding="valid" if released else "same", norm=norm)
     x = max_pool(x, "pool1")
     x = normalize(x, "lrn1")
-    x = conv(x, 64, 1, "conv2_reduce", batch_norm=batch_norm)
-    x = conv(x, 192, 3, "conv2", batch_norm=batch_norm)
+    x = conv(x, 64, 1, "conv2_reduce", batch_norm=batch_norm, norm=norm)
+    x = conv(x, 192, 3, "conv2", batch_norm=batch_norm, norm=norm)
     x = normalize(x, "lrn2")
     x = max_pool(x, "pool2")
     auxiliary_outputs = []
     for stage, filters in INCEPTION_FILTERS.items():
         x = inception(x, filters, f"inception{stage}", batch_norm=batch_norm,
-                      fives_kernel=3 if variant == "torchvision" else 5)
+                      fives_kernel=3 if variant == "torchvision" else 5, norm=norm)
         if auxiliary and stage in AUXILIARY_AFTER:
             index = len(auxiliary_outputs) + 1
-            auxiliary_outputs.append(auxiliary_head(x, num_classes, f"aux{index}", batch_norm, classifier_activation))
+            auxiliary_outputs.append(auxiliary_head(x, num_classes, f"aux{index}", batch_norm, classifier_activation,
+                                                    norm))
         if stage in POOL_AFTER:
             x = max_pool(x, f"pool{stage[0]}", size=2 if variant == "torchvision" and stage == "4e" else 3)
     if include_top:
@@ -158,7 +167,7 @@ register(
         num_params=6_998_552,
         preprocessing=TORCH,
         flops=3_191_832_832,
-        options={"variant": "paper", "batch_norm": None, "auxiliary": False, "dropout": 0.4},
+        options={"variant": "paper", "batch_norm": None, "auxiliary": False, "dropout": 0.4, "norm": "batch"},
         weights=released_weights("googlenet"),
     )
 )

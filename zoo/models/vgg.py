@@ -4,12 +4,13 @@ Recognition", ICLR 2015), configurations A, B, D and E, with and without batch n
 Layer names and weight shapes follow keras.applications (`block1_conv1`, `fc1`, `predictions`),
 so its ImageNet weight files load into vgg16 and vgg19. torchvision's VGGs have the same layers;
 their BatchNorm epsilon is PyTorch's 1e-5 (`batch_norm_epsilon=1e-5`) where Keras's default is 1e-3.
+The `_bn` models take `norm="group"` or `"frozen"` (see `zoo.models.common.normalization`).
 """
 
 import keras
 from keras import layers
 
-from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
+from zoo.models.common import RELU_INIT, check_normalization, classifier, feature_pooling, image_input, normalization
 from zoo.preprocessing import CAFFE, TORCH
 from zoo.registry import ModelSpec, register
 from zoo.weights.catalogue import released_weights
@@ -36,13 +37,13 @@ FLOPS = {
 }
 
 
-def conv_block(x, filters, convolutions, block, batch_norm, batch_norm_epsilon=1e-3):
-    """`convolutions` 3x3 convolutions (each optionally batch-normalized) and a 2x2 max pool."""
+def conv_block(x, filters, convolutions, block, batch_norm, batch_norm_epsilon=1e-3, norm="batch"):
+    """`convolutions` 3x3 convolutions (each optionally normalized as `norm` asks) and a 2x2 max pool."""
     for index in range(1, convolutions + 1):
         prefix = f"block{block}_conv{index}"
         if batch_norm:
             x = layers.Conv2D(filters, 3, padding="same", kernel_initializer=RELU_INIT, name=prefix)(x)
-            x = layers.BatchNormalization(epsilon=batch_norm_epsilon, name=f"block{block}_bn{index}")(x)
+            x = normalization(x, norm, f"block{block}_bn{index}", batch_norm_epsilon)
             x = layers.Activation("relu", name=f"block{block}_relu{index}")(x)
         else:
             x = layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=RELU_INIT,
@@ -51,14 +52,17 @@ def conv_block(x, filters, convolutions, block, batch_norm, batch_norm_epsilon=1
 
 
 def vgg(input_shape, num_classes, include_top, pooling, name, config, batch_norm=False, batch_norm_epsilon=1e-3,
-        dropout=0.5, classifier_activation="softmax"):
+        norm="batch", dropout=0.5, classifier_activation="softmax"):
     """A VGG network: five blocks of 3x3 convolutions, then FC-4096, FC-4096 (dropout 0.5) and
     the classifier. `batch_norm_epsilon` applies with `batch_norm=True` (1e-3, Keras's default;
-    torchvision's weights need 1e-5)."""
+    torchvision's weights need 1e-5), and so does `norm` ("batch", "group" or "frozen")."""
+    check_normalization(norm, "vgg")
+    if norm != "batch" and not batch_norm:
+        raise ValueError(f"norm={norm!r} replaces batch normalization, which {name} does not have: use {config}_bn")
     inputs = image_input(input_shape)
     x = inputs
     for block, (filters, convolutions) in enumerate(zip(BLOCK_FILTERS, CONFIGS[config]), start=1):
-        x = conv_block(x, filters, convolutions, block, batch_norm, batch_norm_epsilon)
+        x = conv_block(x, filters, convolutions, block, batch_norm, batch_norm_epsilon, norm)
     if include_top:
         x = layers.Flatten(name="flatten")(x)
         for index in (1, 2):
@@ -89,7 +93,7 @@ for _config in CONFIGS:
                 # vgg16/vgg19 share keras.applications' caffe convention, so its weights apply as they are
                 preprocessing=CAFFE if _config in ("vgg16", "vgg19") and not _batch_norm else TORCH,
                 options={"config": _config, "batch_norm": _batch_norm, "dropout": 0.5,
-                         **({"batch_norm_epsilon": 1e-3} if _batch_norm else {})},
+                         **({"batch_norm_epsilon": 1e-3, "norm": "batch"} if _batch_norm else {})},
                 weights={**imagenet_weights(_name), **released_weights(_name)},
                 same_blocks_as=None if _config == "vgg11" else ("vgg11_bn" if _batch_norm else "vgg11"),
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import keras
 import numpy as np
 
 from zoo.errors import ZooError
@@ -56,7 +57,10 @@ def _mismatch(weight_file: WeightFile, model, layer, file_arrays) -> ZooError:
     else:
         detail = f"it has weights of shapes {_shape_text(found)} in the file and {_shape_text(expected)} in the model"
     hint = ""
-    if len(expected[0]) == 2:
+    if isinstance(layer, keras.layers.GroupNormalization):
+        hint = ("; the file was trained with another normalization: group normalization (norm='group') has no "
+                "moving statistics, so build the model with norm='batch' or 'frozen' for these weights")
+    elif len(expected[0]) == 2:
         hint = "; a dense top fixes the input size: use the weights' input size, or include_top=False"
     return ZooError(f"{weight_file.path} does not fit layer {layer.name!r} of {model.name}: {detail}{hint}")
 

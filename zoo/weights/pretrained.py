@@ -135,6 +135,11 @@ def looks_like_path(weights: str) -> bool:
     return os.path.exists(weights) or os.sep in weights or "." in os.path.basename(weights)
 
 
+def is_other_library_file(weights: str) -> bool:
+    """Whether `weights` is a PyTorch, safetensors or Caffe file (not a Keras one)."""
+    return os.path.isfile(weights) and kind_of(weights) not in (KERAS_MODEL, HDF5)
+
+
 def resolve(spec, weights: str, *, include_top: bool = True, given: dict | None = None,
             build_reference: Callable | None = None) -> ResolvedWeights:
     """Resolves a tag of `spec` or a weights file.
