@@ -158,6 +158,7 @@ def test_cli_predict_agrees_across_sources_and_skips_bad_images(run_folder, expo
         assert main(["predict", str(source), *arguments, *labels, "--output", str(out)]) == 0
         assert f"Skipped {tmp_path / 'broken.jpg'}: not a readable" in capsys.readouterr().err
         outputs[kind] = json.loads(out.read_text())
+
     def classes(kind):
         return [[entry["class"] for entry in row["predictions"]] for row in outputs[kind]]
 

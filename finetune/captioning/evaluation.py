@@ -45,6 +45,7 @@ def evaluate_captioner(captioner, dataset, *, beam_width: int = decoding.DEFAULT
         "samples": samples,
     }
 
+
 def draw_samples(images, samples, path) -> None:
     """A grid of images, each titled with its beam-search caption and its first reference."""
     columns = min(4, len(images))
@@ -57,6 +58,7 @@ def draw_samples(images, samples, path) -> None:
         axis.set_title(f"{_wrap(sample['beam'])}\n(ref: {_wrap(sample['references'][0])})", fontsize=7)
     figure.tight_layout()
     save_figure(figure, path)
+
 
 def _wrap(caption: str, width: int = 36) -> str:
     words, lines, line = caption.split(), [], ""

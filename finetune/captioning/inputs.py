@@ -25,19 +25,23 @@ def split_captions(dataset) -> list[list[str]]:
         raise ZooError("the training split is empty")
     return captions
 
+
 def ragged(captions):
     """Captions of a batch as a RaggedTensor [B, None] (ragged_batch gives a dense one when every
     image has as many references)."""
     return captions if isinstance(captions, tf.RaggedTensor) else tf.RaggedTensor.from_tensor(captions)
+
 
 def teacher_forcing(ids):
     """Caption ids [B, L + 2] -> (inputs, targets), cut to the longest caption of the batch."""
     length = tf.reduce_max(tf.math.count_nonzero(ids, axis=1, dtype=tf.int32))
     return ids[:, : length - 1], ids[:, 1:length]
 
+
 def encoder_function(captioner):
     return tf.function(lambda images: captioner.encoder(images, training=False), autograph=False,
                        input_signature=[tf.TensorSpec([None, *captioner.image_shape], tf.float32)])
+
 
 def encode_split(captioner, dataset, vectorizer, config: CaptioningConfig):
     """The encoder's features of every image [N, F], the ids of every caption [P, L + 2] and the
@@ -53,12 +57,14 @@ def encode_split(captioner, dataset, vectorizer, config: CaptioningConfig):
         owners.append(first + captions.value_rowids().numpy())
     return np.concatenate(features), np.concatenate(ids), np.concatenate(owners)
 
+
 def sample_features(captioner, dataset, config: CaptioningConfig, count: int = 2000):
     """Encoder features of the first `count` training images, for the feature statistics."""
     encode = encoder_function(captioner)
     image_only = tf.autograph.experimental.do_not_convert(lambda image, captions: image)
     images = dataset.map(image_only).take(count).batch(config.batch_size)
     return np.concatenate([encode(batch).numpy() for batch in images])
+
 
 def feature_pairs(features, ids, owners, config: CaptioningConfig, shuffle: bool = False):
     """((image features, caption inputs), caption targets) batches of one split's cached features."""
@@ -73,6 +79,7 @@ def feature_pairs(features, ids, owners, config: CaptioningConfig, shuffle: bool
         return (tf.gather(table, owner), inputs), targets
 
     return pairs.batch(config.batch_size).map(to_example, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
 
 def images_with_captions(dataset, vectorizer, captioner, images_per_step: int, seed: int, shuffle: bool = False):
     """((images [B, H, W, C], caption inputs [B, R, T]), caption targets [B * R, T]) batches for

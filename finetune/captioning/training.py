@@ -192,16 +192,19 @@ def _new_captioner(config: CaptioningConfig, bundle, train_captions) -> Captione
                      dropout=config.dropout, train_encoder=config.train_encoder,
                      encoder_pooling=config.encoder_pooling, max_caption_length=max_length)
 
+
 def _load_backbone_weights(captioner, weights: str) -> None:
     """Pretrained weights into the encoder's backbone, through the zoo's own weight loading."""
     pretrained = create(captioner.backbone, weights=weights, include_top=False, pooling="avg",
                         input_shape=captioner.image_shape)
     captioner.encoder.get_layer(pretrained.name).set_weights(pretrained.get_weights())
 
+
 def _learning_rate(config: CaptioningConfig, steps_per_epoch: int):
     if config.lr_schedule == "constant":
         return config.lr
     return keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=config.epochs * steps_per_epoch, alpha=0.05)
+
 
 class EveryCaptionOfEachImage(keras.Model):
     """The training view of a captioner whose encoder trains: images [B, H, W, C] and their caption

@@ -24,6 +24,7 @@ from zoo.models.common import NORMALIZATIONS
 
 AUGMENT_PRESETS = ("auto", *PRESETS)
 
+
 def training_options(function):
     """The options `zoo finetune`, `zoo lr-find`, `zoo doctor` and `zoo tune` share."""
     options = [

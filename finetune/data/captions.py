@@ -30,6 +30,7 @@ class CaptionFolder:
     splits: dict[str, tuple[list[str], list[list[str]]]]
     skipped: list[tuple[str, str]]
 
+
 def caption_folder(source: Path) -> CaptionFolder:
     """A captioning dataset as distributed: a folder of images with its caption file (or that file
     itself), in any format `finetune.data.caption_files` reads. Every caption of an image is kept."""
@@ -72,6 +73,7 @@ def caption_folder(source: Path) -> CaptionFolder:
                        f"({summarize_skipped(skipped, root)})")
     return CaptionFolder(splits, skipped)
 
+
 @dataclasses.dataclass
 class CaptionBundle:
     """Unbatched (image float32 [H,W,C] in [0, 255], captions tf.string [R]) per split."""
@@ -83,6 +85,7 @@ class CaptionBundle:
     description: str
     skipped: list[str] = dataclasses.field(default_factory=list)
 
+
 def caption_folder_source(spec: DataSpec) -> Source:
     folder = caption_folder(Path(spec.name).expanduser())
     if folder.skipped:
@@ -93,6 +96,7 @@ def caption_folder_source(spec: DataSpec) -> Source:
         splits[role] = tf.data.Dataset.from_tensor_slices((tf.constant(files.path_bytes(paths), tf.string), captions))
         sizes[role] = len(paths)
     return Source(splits, sizes, read_and_decode, [], [path for path, _ in folder.skipped], str(spec), files=True)
+
 
 def caption_tfds_source(spec: DataSpec, data_dir, download) -> Source:
     builder = tfds_builder(spec, resolve_data_dir(data_dir))
@@ -116,6 +120,7 @@ def caption_tfds_source(spec: DataSpec, data_dir, download) -> Source:
         splits[role] = dataset.map(image_and_captions, num_parallel_calls=AUTOTUNE)
         sizes[role] = split_size(info, spec, name)
     return Source(splits, sizes, decode, [], [], str(spec), is_small(info))
+
 
 def load_captions(spec: str | None = None, *, image_size, batch_size: int = 32, seed: int = 0,
                   data_dir: str | None = None, download: bool = True, max_examples: int | None = None,

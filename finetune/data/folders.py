@@ -28,8 +28,10 @@ class FolderLayout:
     splits: dict[str, tuple[list[str], list[int]]]  # role -> (paths to read, labels)
     skipped: list[tuple[str, str]]  # (path, reason); empty class folders too
 
+
 def _class_folders(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
+
 
 def _split_folders(root: Path) -> dict[str, Path]:
     """The train/val/test folders of `root`, their names matched whatever their case (Train/, VAL/);
@@ -52,6 +54,7 @@ def _split_folders(root: Path) -> dict[str, Path]:
 def _image_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
                   and not path.name.startswith("."))
+
 
 def scan_folder(root: Path) -> FolderLayout:
     """Classes and checked image paths of `root`: class subfolders, or train/ (val/, test/) of them.

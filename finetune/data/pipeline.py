@@ -43,11 +43,13 @@ def open_source(spec: DataSpec, data_dir, download, seed, labels=None) -> Source
         raise ZooError(f"--labels names the labels of a folder of images, not of {spec}")
     return tfds_source(spec, resolve_data_dir(data_dir), download)
 
+
 def labelled_spec(spec: str | None, labels) -> str | None:
     """The data spec, or the label file's folder when only a label file is given."""
     if spec is None and labels is not None:
         return str(Path(labels).expanduser().parent)
     return spec
+
 
 def fit_image(image, image_size):
     """A decoded image converted to the model's channels (gray <-> RGB, alpha dropped) and resized
@@ -73,6 +75,7 @@ def fit_image(image, image_size):
         image = tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
     return tf.ensure_shape(image, (height, width, channels))
 
+
 def decode_items(source: Source, items: tf.data.Dataset, image_size) -> tf.data.Dataset:
     """(item, target) -> (uint8 image fitted to `image_size`, target), decoding in parallel."""
     fitted = items.map(lambda item, target: (fit_image(source.decode(item), image_size), target),
@@ -82,6 +85,7 @@ def decode_items(source: Source, items: tf.data.Dataset, image_size) -> tf.data.
         # reader itself fails (a TFDS file gone), ignore_errors would retry forever.
         fitted = fitted.ignore_errors(log_warning=True)
     return fitted
+
 
 def image_statistics(images: tf.data.Dataset, max_images: int = STATISTICS_SAMPLE) -> dict:
     """Per-channel "mean"/"std" of pixels in [0, 255], and for RGB "pca_eigval"/"pca_eigvec" (columns,
@@ -102,11 +106,13 @@ def image_statistics(images: tf.data.Dataset, max_images: int = STATISTICS_SAMPL
         statistics["pca_eigvec"] = eigvec[:, order].tolist()
     return statistics
 
+
 def _balanced_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     """n / (classes x count) per class, as sklearn's "balanced"; 0 for a class without examples."""
     counts = np.bincount(labels.astype(np.int64), minlength=num_classes)
     total = counts.sum()
     return {index: float(total / (num_classes * count)) if count else 0.0 for index, count in enumerate(counts)}
+
 
 @dataclasses.dataclass
 class DataBundle:
@@ -137,6 +143,7 @@ class DataBundle:
         labels = np.concatenate([batch.numpy() for batch in self._train_labels.batch(4096)] or [np.zeros(0, int)])
         return _balanced_weights(labels, self.num_classes)
 
+
 def check_image_size(image_size) -> tuple[int, int, int]:
     try:
         size = tuple(int(value) for value in image_size)
@@ -145,6 +152,7 @@ def check_image_size(image_size) -> tuple[int, int, int]:
     if len(size) != 3 or size[-1] not in (1, 3) or min(size[:2]) < 1:
         raise ZooError(f"image_size must be (height, width, channels) with 1 or 3 channels, got {image_size}")
     return size
+
 
 def _of_class(wanted: int):
     def keep(item, label):
@@ -173,6 +181,7 @@ def decoded_bytes(sizes: dict[str, int], image_size) -> int:
     """Memory that every split's decoded, resized uint8 images take together."""
     height, width, channels = image_size
     return sum(sizes.values()) * height * width * channels
+
 
 def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, preprocessing=None, augment=None,
               validation_fraction: float = 0.2, seed: int = 0, data_dir: str | None = None, download: bool = True,
@@ -277,6 +286,7 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         _train_labels=source.splits["train"].map(lambda item, label: label),
     )
 
+
 def read_statistics(spec: str | None = None, *, image_size, validation_fraction: float = 0.2, seed: int = 0,
                     data_dir: str | None = None, download: bool = True, max_examples: int | None = None,
                     labels=None) -> dict:
@@ -284,6 +294,7 @@ def read_statistics(spec: str | None = None, *, image_size, validation_fraction:
     return load_data(spec, image_size=image_size, validation_fraction=validation_fraction, seed=seed,
                      data_dir=data_dir, download=download, max_examples=max_examples, shuffle_buffer=0,
                      labels=labels).statistics
+
 
 def load_images(paths, image_size, preprocessing=None, batch_size: int = 64):
     """Reads image files to predict on, checked like training data.

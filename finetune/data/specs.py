@@ -38,6 +38,7 @@ class DataSpec:
             return self.name
         return f"{self.kind}:{self.name}" + (f":{self.split}" if self.split else "")
 
+
 def parse_spec(spec: str | None, default: str = DEFAULT_SPEC) -> DataSpec:
     """Reads a data spec string (see the module docstring); None means `default`."""
     spec = default if spec is None else str(spec).strip()
@@ -52,6 +53,7 @@ def parse_spec(spec: str | None, default: str = DEFAULT_SPEC) -> DataSpec:
     if ":" in spec.split("/")[0] and not Path(spec).exists():
         raise ZooError(f"bad data spec {spec!r}: use builtin:NAME, tfds:NAME[/CONFIG][:SPLIT] or a folder path")
     return DataSpec("folder", spec)
+
 
 def resolve_data_dir(data_dir: str | None) -> str | None:
     """Where TFDS data lives: the argument, else $ZOO_DATA_DIR, else None (TFDS's default)."""

@@ -43,6 +43,7 @@ def tfds_builder(spec: DataSpec, data_dir: str | None):
                            f"{', '.join(configs)}") from None
         raise ZooError(f"{spec}: {error}") from None
 
+
 def prepare(builder, spec: DataSpec, download: bool):
     """Makes sure the builder's data is on disk and returns the builder to read it with: built-ins
     are generated (no network involved); other TFDS datasets are downloaded only when `download`
@@ -63,13 +64,16 @@ def prepare(builder, spec: DataSpec, download: bool):
         _download_and_prepare(builder, spec, download)
     return builder
 
+
 def _is_prepared(builder) -> bool:
     # TFDS's own check warns of a missing dataset_info.json when the folder does not exist yet.
     return builder.data_path.exists() and builder.is_prepared()
 
+
 def _lock_path(builder) -> Path:
     version_folder = Path(builder.data_dir)
     return version_folder.parent / f".{version_folder.name}.lock"
+
 
 @contextlib.contextmanager
 def _preparation_lock(builder, spec: DataSpec):
@@ -91,6 +95,7 @@ def _preparation_lock(builder, spec: DataSpec):
     finally:
         lock.release()
 
+
 def _remove_interrupted_preparations(builder) -> None:
     """Removes the `incomplete.*` folders of this dataset version: under the lock, nobody is writing
     them, so they are what a killed preparation left."""
@@ -98,6 +103,7 @@ def _remove_interrupted_preparations(builder) -> None:
     for leftover in version_folder.parent.glob(f"{tfds.core.constants.INCOMPLETE_PREFIX}*_{version_folder.name}"):
         log.info("Removing %s, left by an interrupted preparation", leftover)
         shutil.rmtree(leftover, ignore_errors=True)
+
 
 def _download_and_prepare(builder, spec: DataSpec, download: bool) -> None:
     if spec.kind == "builtin":
@@ -114,6 +120,7 @@ def _download_and_prepare(builder, spec: DataSpec, download: bool) -> None:
         raise ZooError(f"could not download {spec} ({type(error).__name__}: {str(error)[:200]}); with no network, "
                        f"prepare it elsewhere and pass --data-dir, or use --no-download with prepared data") from None
 
+
 def undecoded_reader(builder, image_key: str):
     """(`as_dataset` decoders that leave the images encoded, the decoder to apply later in the pipeline)."""
     feature = builder.info.features[image_key]
@@ -121,14 +128,17 @@ def undecoded_reader(builder, image_key: str):
         return {image_key: tfds.decode.SkipDecoding()}, feature.decode_example
     return None, tf.identity  # not an encoded image: TFDS hands over the pixels
 
+
 def read_split(builder, split: str, decoders):
     """A TFDS split in its stored order, images left as `decoders` says; no TFDS auto-cache, as
     `_keep_small_items_in_memory` caches after the validation split is carved out instead."""
     return builder.as_dataset(split=split, shuffle_files=False, decoders=decoders,
                               read_config=tfds.ReadConfig(try_autocache=False))
 
+
 def is_small(info) -> bool:
     return bool(info.dataset_size) and info.dataset_size <= SMALL_DATASET_BYTES
+
 
 def split_names(spec: DataSpec, available: set[str]) -> dict[str, str]:
     """Which TFDS split plays which role."""
@@ -145,12 +155,14 @@ def split_names(spec: DataSpec, available: set[str]) -> dict[str, str]:
         names["test"] = "test"
     return names
 
+
 def split_size(info, spec: DataSpec, split: str) -> int:
     try:
         return info.splits[split].num_examples
     except (KeyError, ValueError) as error:
         raise ZooError(f"{spec}: no split {split!r} ({error}); it has {', '.join(sorted(info.splits.keys()))}"
                        ) from None
+
 
 def tfds_source(spec: DataSpec, data_dir: str | None, download: bool) -> Source:
     builder = tfds_builder(spec, data_dir)

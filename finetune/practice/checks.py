@@ -61,7 +61,6 @@ INIT_SCALE_FACTOR = 10.0  # x below Glorot's or above He's std
 INIT_ADVICE = "use He initialization for ReLU layers and Glorot for tanh/sigmoid (or add BatchNormalization)"
 
 
-
 @dataclasses.dataclass
 class Check:
     """One check's verdict: what was measured, and what to do about it."""
@@ -75,12 +74,15 @@ class Check:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+
 def worst(statuses) -> str:
     return max(statuses, key=SEVERITY.__getitem__, default=PASS)
+
 
 def _listing(paths, limit: int = 4) -> str:
     paths = list(paths)
     return ", ".join(paths[:limit]) + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
 
 def check_initial_loss(loss: float, num_classes: int) -> Check:
     expected = math.log(num_classes)
@@ -98,6 +100,7 @@ def check_initial_loss(loss: float, num_classes: int) -> Check:
     return Check("initial loss", PASS, summary, "initialization and head give chance-level predictions, as they should",
                  details)
 
+
 def initialization_scales(model) -> dict[str, dict]:
     """Each kernel's std beside the stds Glorot and He initialization would give it."""
     scales = {}
@@ -108,6 +111,7 @@ def initialization_scales(model) -> dict[str, dict]:
             scales[path] = {"std": float(np.std(kernel.numpy())), "glorot": glorot, "he": he}
     return scales
 
+
 def off_scale_layers(scales: dict[str, dict], kind: str | None = None) -> list[str]:
     """Kernels that are constant, 10x below Glorot's std (small) or 10x above He's (large);
     with `kind` None, all three."""
@@ -116,6 +120,7 @@ def off_scale_layers(scales: dict[str, dict], kind: str | None = None) -> list[s
              "large": lambda s: s["std"] > INIT_SCALE_FACTOR * s["he"]}
     chosen = [tests[kind]] if kind else list(tests.values())
     return [path for path, s in scales.items() if any(test(s) for test in chosen)]
+
 
 def check_initialization(scales: dict[str, dict]) -> Check:
     """Weights that are all equal (zero or constant initialization) make every unit of a layer
@@ -138,6 +143,7 @@ def check_initialization(scales: dict[str, dict]) -> Check:
     return Check("initialization", PASS, f"{len(scales)} random kernels, within 10x of Glorot's and He's scales",
                  "the units of each layer start different, at a scale that keeps signals steady", details)
 
+
 def check_gradient_flow(norms: dict[str, float]) -> Check:
     details = {"gradient_norms": norms}
     broken = [path for path, norm in norms.items() if not math.isfinite(norm)]
@@ -155,6 +161,7 @@ def check_gradient_flow(norms: dict[str, float]) -> Check:
         return Check("gradient flow", FAIL, f"vanishing gradients in {_listing(vanishing)} ({summary})",
                      "the early layers barely learn: " + INIT_ADVICE + "; avoid sigmoid in hidden layers", details)
     return Check("gradient flow", PASS, summary, "every layer gets a gradient of a useful size", details)
+
 
 def check_activations(statistics: list, input_std: float) -> Check:
     details = {"input_std": input_std, "layers": [layer.to_dict() for layer in statistics]}
@@ -178,6 +185,7 @@ def check_activations(statistics: list, input_std: float) -> Check:
         return Check("activations", WARN, f"mostly dead ReLUs in {_listing(dead)}",
                      "check the initialization and the input scale, or lower the learning rate", details)
     return Check("activations", PASS, summary, "activations keep their spread through the layers", details)
+
 
 def check_update_ratios(ratios: dict[str, float], off_scale: list[str] = ()) -> Check:
     """Judges the learning rate by the median ratio over the layers; layers whose weights are off
@@ -204,6 +212,7 @@ def check_update_ratios(ratios: dict[str, float], off_scale: list[str] = ()) -> 
                      "too low", details)
     return Check("update/weight ratio", PASS, summary, "the learning rate moves the weights at a healthy pace", details)
 
+
 def check_overfit(accuracy: float, steps: int, examples: int, losses: list[float]) -> Check:
     """`losses`: the loss before training, then after every step."""
     details = {"accuracy": accuracy, "steps": steps, "examples": examples, "losses": losses}
@@ -221,6 +230,7 @@ def check_overfit(accuracy: float, steps: int, examples: int, losses: list[float
               "the loss falls too slowly to memorize a handful of examples: raise the learning rate, or check "
               "the labels, the loss and the initialization")
     return Check("overfit a small subset", WARN if accuracy >= 0.9 else FAIL, summary, advice, details)
+
 
 def check_learning_rate(lr: float, range_test) -> Check:
     """Compares `lr` with a learning-rate range test (finetune.lr_find.RangeTest): too high when

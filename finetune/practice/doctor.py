@@ -34,8 +34,10 @@ def initial_loss(model, images, labels) -> float:
     """The data loss alone (no regularization, dropout off), as the expected ln C assumes."""
     return float(diagnostics.loss_of(model, images, labels, training=False, regularization=False))
 
+
 def _compile(model, optimizer) -> None:
     model.compile(optimizer=optimizer, loss=lambda truth, probabilities: per_example_loss(truth, probabilities))
+
 
 def measure_update_ratios(model, images, labels, optimizer, steps: int = 5) -> dict[str, float]:
     """The mean per-step update/weight ratio of each layer over the first `steps` steps, the ones a
@@ -48,6 +50,7 @@ def measure_update_ratios(model, images, labels, optimizer, steps: int = 5) -> d
         for path, ratio in diagnostics.update_ratios(before, diagnostics.snapshot(model)).items():
             totals[path] = totals.get(path, 0.0) + ratio / steps
     return totals
+
 
 def overfit(model, images, labels, optimizer, max_steps: int = 300):
     """Trains on one small batch until it is memorized (or `max_steps`); returns (training accuracy,
@@ -71,6 +74,7 @@ def overfit(model, images, labels, optimizer, max_steps: int = 300):
             break
     return accuracy, len(losses) - 1, losses
 
+
 def examine(build_model, images, labels, num_classes: int, make_optimizer, *, overfit_examples: int = 20,
             overfit_steps: int = 300, training: bool = True):
     """Runs every model check on a batch. `build_model()` must return the same freshly initialized
@@ -92,11 +96,13 @@ def examine(build_model, images, labels, num_classes: int, make_optimizer, *, ov
     return checks, {"gradient_norms": norms, "activations": statistics, "update_ratios": ratios,
                     "overfit_losses": losses}
 
+
 def clean_config(config: FinetuneConfig) -> FinetuneConfig:
     """The config with regularization, augmentation and schedules off: the checks' assumptions."""
     return dataclasses.replace(config, dropout=0.0, weight_decay=0.0, label_smoothing=0.0, augment="none",
                                augment_options={}, mixup=0.0, cutmix=0.0, ema=None, schedule="constant",
                                warmup_epochs=0.0, strategy="one", precision="float32").validate()
+
 
 def doctor(config: FinetuneConfig, out=None, *, overfit_examples: int = 20, overfit_steps: int = 300,
            lr_find_steps: int = 100) -> Report:

@@ -38,6 +38,7 @@ class Report:
         lines.append(f"Overall: {self.status.upper()}" + (f"; report and plots in {self.out}" if self.out else ""))
         return lines
 
+
 def _json_safe(value):
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
@@ -46,6 +47,7 @@ def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
 
 def write_report(report: Report, measured: dict, range_test=None) -> None:
     out = report.out
@@ -57,6 +59,7 @@ def write_report(report: Report, measured: dict, range_test=None) -> None:
     if range_test is not None and range_test.learning_rates:
         plots.learning_rate_finder(range_test.learning_rates, range_test.losses, range_test.suggestion,
                                    out / "lr_find.png")
+
 
 def plot_activations(statistics: list, path) -> None:
     """CS231n's initialization demo: the mean and std of each layer's outputs, then one histogram
@@ -79,6 +82,7 @@ def plot_activations(statistics: list, path) -> None:
     figure.tight_layout()
     save_figure(figure, path)
 
+
 def plot_layers(gradient_norms: dict, update_ratios: dict, path) -> None:
     """Per-layer gradient norms and update/weight ratios on log scales, with the 1e-3 guide."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -93,6 +97,7 @@ def plot_layers(gradient_norms: dict, update_ratios: dict, path) -> None:
     axes[1].axhline(1e-3, color="red", linestyle="--", label="1e-3")
     axes[1].legend()
     save_figure(figure, path)
+
 
 def plot_overfit(losses: list[float], path) -> None:
     figure, axis = plt.subplots(figsize=(5, 3.5))

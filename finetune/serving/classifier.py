@@ -50,6 +50,7 @@ class Classifier:
         classes = self.class_table.lookup(tf.cast(indices, tf.int64))
         return {"classes": classes, "scores": scores, "probabilities": probabilities}
 
+
 def decode_image(encoded, input_shape):
     """One encoded image file -> float32 pixels in [0, 255] at `input_shape` (height, width,
     channels): decoded as RGB, resized (bilinear), converted to gray for one channel."""

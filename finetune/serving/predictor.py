@@ -28,6 +28,7 @@ class Prediction:
     classes: list[str]
     scores: list[float]
 
+
 class Predictor:
     """Classifies image files with a model from any SOURCE."""
 
@@ -59,6 +60,7 @@ class Predictor:
                 predictions.append(Prediction(path, [self.class_names[i] for i in best], [float(row[i]) for i in best]))
         return predictions, skipped
 
+
 def _unreadable_reason(path) -> str | None:
     try:
         data = Path(path).read_bytes()
@@ -69,6 +71,7 @@ def _unreadable_reason(path) -> str | None:
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
         return "not a readable JPEG, PNG, GIF, BMP or WebP image"
     return None
+
 
 def load_predictor(source, labels=None) -> Predictor:
     """A predictor for a `.keras` file, a run folder, an exported SavedModel or an ONNX or LiteRT

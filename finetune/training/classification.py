@@ -28,6 +28,7 @@ from finetune.training.runfolder import RunFolder
 from finetune.training.trainer import Trainer, VariableGroup, loss_scaled
 from zoo.errors import ZooError
 
+
 @dataclasses.dataclass
 class RunResult:
     """What a run returns: the final model (best.keras's, or the EMA weights), its history and

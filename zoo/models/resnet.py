@@ -208,6 +208,7 @@ PAPERS = {
     True: "He et al., Identity Mappings in Deep Residual Networks, ECCV 2016",
 }
 
+
 def _shallowest_with_the_same_blocks(name: str) -> str | None:
     block, _, preactivation, _ = CONFIGS[name]
     first = next(other for other, (other_block, _, other_preactivation, _) in CONFIGS.items()
