@@ -31,6 +31,7 @@ import benchmarks  # noqa: E402  (sets sys.path and TF_CPP_MIN_LOG_LEVEL first)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.python.util import _pywrap_util_port  # noqa: E402  (whether oneDNN is on: no public API)
 
 from finetune.training import modeling  # noqa: E402
 from finetune.training.classification import classifier_trainer  # noqa: E402
@@ -213,10 +214,8 @@ def worker(arguments) -> None:
 
 def _onednn_enabled() -> bool | None:
     try:
-        from tensorflow.python.util import _pywrap_util_port
-
         return bool(_pywrap_util_port.IsMklEnabled())
-    except (ImportError, AttributeError):
+    except AttributeError:
         return None
 
 

@@ -10,6 +10,9 @@ Import it from a script in scripts/ (the script's folder is on sys.path):
     import benchmarks
     times = benchmarks.interleaved({"zoo": run_zoo, "keras": run_keras}, repeats=5)
     benchmarks.write_section("bench_models", "Zoo vs keras.applications", body, command)
+
+Importing it does not start TensorFlow (the functions that need it import it): settings that
+TensorFlow reads once at start-up, such as oneDNN's, are still the script's (or the kit's) to make.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from nltk.translate import bleu_score as nltk_bleu  # a dev dependency: the reference implementation
 from PIL import Image
 
 import zoo
@@ -184,7 +185,6 @@ def test_captions_never_hold_special_tokens():
 # BLEU
 
 def test_corpus_bleu_matches_nltk():
-    from nltk.translate import bleu_score as nltk_bleu  # a dev dependency: the reference implementation
     rng = random.Random(0)
     words = "a the red blue circle square left of to small".split()
     for _ in range(50):

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -250,8 +251,6 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(folder, tmp_path):
 
 
 def test_multiworker_with_two_local_workers_trains_to_the_end(folder, tmp_path):
-    import socket
-
     ports = []
     for _ in range(2):
         with socket.socket() as probe:

@@ -4,6 +4,8 @@ import keras
 import pytest
 import tensorflow as tf
 from keras import layers
+from keras.src.backend.common import global_state  # Keras has no public view of the queue
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 import zoo
 from zoo import flops
@@ -41,8 +43,6 @@ def test_multiply_adds_match_the_papers(name, paper_multiply_adds):
 
 def _profiler_flops(model) -> int:
     """TensorFlow's own count, from the frozen inference graph of one image."""
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
     function = tf.function(lambda x: model(x, training=False)).get_concrete_function(
         tf.TensorSpec([1, *model.input_shape[1:]], tf.float32))
     graph = convert_variables_to_constants_v2(function).graph
@@ -100,8 +100,6 @@ def test_spec_flops_match_the_count_at_the_default_configuration(name):
 
 
 def test_shapes_only_builds_leave_no_weights_queued_for_allocation():
-    from keras.src.backend.common import global_state
-
     before = len(global_state.get_global_attribute("uninitialized_variables", None) or [])
     flops.count_model("vgg11")
     after = len(global_state.get_global_attribute("uninitialized_variables", None) or [])
