@@ -110,7 +110,7 @@ def main() -> None:
             benchmarks.log("the default job")
             results = compare(DEFAULT_JOB, arguments.pairs, tensorflow_default, Path(root))
             parts += ["### The default job: `zoo finetune lenet5`, no options",
-                      "Built-in shapes (4800 training and 1200 validation images, 32x32 gray), 15 epochs, seed 0; "
+                      "Built-in shapes (4800 training and 1200 validation images, 32x32 gray), the default epochs, seed 0; "
                       "the validation figures are the run's reported ones (its best epoch's model). The speed "
                       "column is the first row's whole-run time over each row's, per pair of runs.",
                       table(results)]

@@ -38,7 +38,7 @@ RESNET_EXPORTS = [("onnx", "int8"), ("litert", "none")]
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return make_folder(tmp_path_factory.mktemp("squares"), per_class=16, size=SIZE)
+    return make_folder(tmp_path_factory.mktemp("squares"), per_class=40, size=SIZE)  # 60 validation images
 
 
 def run_config(folder, model: str, **settings) -> FinetuneConfig:
@@ -147,7 +147,7 @@ def test_lenet5_exports_serve_what_keras_computes(lenet_run, lenet_exports, expo
         assert report["size_bytes"] < 0.6 * report["float32_weights_bytes"]
         assert report["export_accuracy"] == pytest.approx(report["keras_accuracy"], abs=1 - INT8_AGREEMENT)
     if quantize == "int8":
-        assert report["calibration_images"] == 24  # the whole training split: fewer than 300 images
+        assert report["calibration_images"] == 60  # the whole training split: fewer than 300 images
 
 
 @pytest.mark.parametrize("export_format, quantize", RESNET_EXPORTS)

@@ -180,8 +180,8 @@ def test_onednn_is_turned_on_for_avx2_cpus_unless_the_user_chose(monkeypatch, tm
     assert environment == {}
 
 
-def test_auto_augmentation_shifts_in_full_mode_and_keeps_head_features_cacheable():
-    assert FinetuneConfig().augment == "auto" and FinetuneConfig().augment_preset() == "shift"
+def test_auto_augmentation_is_affine_in_full_mode_and_keeps_head_features_cacheable():
+    assert FinetuneConfig().augment == "auto" and FinetuneConfig().augment_preset() == "affine"
     assert FinetuneConfig(mode="head").augment_preset() == "none"
     assert FinetuneConfig(augment="light").augment_preset() == "light"
 

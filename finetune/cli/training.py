@@ -55,7 +55,7 @@ def training_options(function):
         click.option("--weights", help="Initial weights: a tag of the model (imagenet, tv_in1k, ...; see `zoo info "
                      "MODEL`), or a .keras / .weights.h5 / .h5 / PyTorch / .safetensors / .caffemodel file."),
         click.option("--augment", type=click.Choice(AUGMENT_PRESETS), help="Augmentation preset; auto (default): "
-                     "shift (random translations) in full mode, none in head mode (backbone features cached)."),
+                     "affine (small rotations and shifts) in full mode, none in head mode (backbone features cached)."),
         click.option("--mixup", type=float, help="Mixup alpha (0: off)."),
         click.option("--cutmix", type=float, help="CutMix factor (0: off)."),
         click.option("--max-examples", type=int, help="Use at most this many examples per split."),

@@ -23,7 +23,9 @@ IMAGENET_PCA_EIGVEC = (
 
 PRESETS = {
     "none": {},
-    "shift": {"translate": 0.1},  # right for any images, where flips are not (digits, text, arrows)
+    # small rotations (up to ~11 degrees) and shifts (10%): right for almost any images, where flips
+    # are not (digits, text, arrows), and the usual recipe for digits (torchvision's RandomAffine)
+    "affine": {"rotate": 0.03, "translate": 0.1},
     "light": {"flip": True, "translate": 0.1},
     "standard": {"flip": True, "crop": 0.35, "rotate": 0.04, "translate": 0.1, "brightness": 0.2,
                  "contrast": 0.2, "saturation": 0.2},
