@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -248,29 +247,6 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(folder, tmp_path):
         assert result.returncode == 0, result.stderr
         losses[strategy] = [float(row["loss"]) for row in csv.DictReader((out / "history.csv").open())]
     np.testing.assert_allclose(losses["mirrored"], losses["one"], rtol=1e-3)
-
-
-def test_multiworker_with_two_local_workers_trains_to_the_end(folder, tmp_path):
-    ports = []
-    for _ in range(2):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            ports.append(probe.getsockname()[1])
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    out = tmp_path / "run"
-    workers = []
-    for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "finetune", "finetune", "lenet5", "--data", str(folder), "--epochs", "2", "--out",
-             str(out), "--quiet", "--strategy", "multiworker", *FOLDER_ARGS],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
-    for worker in workers:
-        _, stderr = worker.communicate(timeout=300)
-        assert worker.returncode == 0, stderr[-2000:]
-    history = list(csv.DictReader((out / "history.csv").open()))
-    assert [int(row["epoch"]) for row in history] == [1, 2]
-    assert not list(out.glob(".worker-*")), "non-chief workers must not leave files behind"
 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path):

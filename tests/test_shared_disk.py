@@ -87,6 +87,7 @@ def test_two_multiworker_workers_on_an_empty_data_dir_both_finish(started_togeth
         assert code == 0, stderr[-3000:]
     rows = list(csv.DictReader((root / "multiworker_run" / "history.csv").open()))
     assert [int(row["epoch"]) for row in rows] == [1]
+    assert not list((root / "multiworker_run").glob(".worker-*")), "non-chief workers must not leave files behind"
     prepared = root / "multiworker_data" / "zoo_shapes" / "tiny"
     assert [path.name for path in prepared.iterdir() if not path.name.startswith(".")] == ["1.2.0"]
 
