@@ -4,6 +4,7 @@ cases, their batches of data and the training settings. Imports numpy alone, so 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 
@@ -52,3 +53,16 @@ def batch(case: Case) -> tuple[np.ndarray, np.ndarray]:
     images = rng.uniform(-1, 1, (case.batch, 3, case.size, case.size)).astype("float32")
     labels = rng.integers(0, NUM_CLASSES, case.batch).astype("int64")
     return images, labels
+
+
+def timed(call, warmup: int, samples: int) -> tuple[list[float], list[float]]:
+    """Wall and process CPU seconds of `samples` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    wall, cpu = [], []
+    for _ in range(samples):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        call()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cpu_start)
+    return wall, cpu

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import time
 
 import benchmarks  # noqa: F401  (sets sys.path and TF_CPP_MIN_LOG_LEVEL first)
 import finetune  # noqa: F401  (the kit's start-up settings come before TensorFlow starts)
@@ -59,19 +58,6 @@ class Workload:
         return lambda: self.trainer.train_epoch(self.iterator).loss
 
 
-def timed(call, warmup: int, samples: int) -> tuple[list[float], list[float]]:
-    """Wall and process CPU seconds of `samples` calls after `warmup` untimed ones."""
-    for _ in range(warmup):
-        call()
-    wall, cpu = [], []
-    for _ in range(samples):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        call()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - cpu_start)
-    return wall, cpu
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", required=True, help="comma-separated model:size:batch:precision")
@@ -82,7 +68,7 @@ def main() -> None:
     for case in peers.parse_cases(arguments.cases):
         workload = Workload(case)
         for mode in peers.MODES:
-            wall, cpu = timed(workload.call(mode), arguments.warmup, arguments.samples)
+            wall, cpu = peers.timed(workload.call(mode), arguments.warmup, arguments.samples)
             print(json.dumps({"case": case.key(mode), "wall": wall, "cpu": cpu}), flush=True)
         del workload
     set_precision("float32")

@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import gc
 import json
-import time
 
 import timm
 import torch
@@ -74,19 +73,6 @@ class Workload:
         return self.infer if mode == "inference" else self.train_step
 
 
-def timed(call, warmup: int, samples: int) -> tuple[list[float], list[float]]:
-    """Wall and process CPU seconds of `samples` calls after `warmup` untimed ones."""
-    for _ in range(warmup):
-        call()
-    wall, cpu = [], []
-    for _ in range(samples):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        call()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - cpu_start)
-    return wall, cpu
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--library", choices=LIBRARIES, required=True)
@@ -99,7 +85,7 @@ def main() -> None:
     for case in peers.parse_cases(arguments.cases):
         workload = Workload(arguments.library, case)
         for mode in peers.MODES:
-            wall, cpu = timed(workload.call(mode), arguments.warmup, arguments.samples)
+            wall, cpu = peers.timed(workload.call(mode), arguments.warmup, arguments.samples)
             print(json.dumps({"case": case.key(mode), "wall": wall, "cpu": cpu}), flush=True)
         del workload
 
