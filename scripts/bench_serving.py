@@ -40,7 +40,8 @@ from finetune.serving.portable import RUNTIME_NAMES, export_portable  # noqa: E4
 from finetune.serving.runtimes import find_portable_model, open_model  # noqa: E402
 from finetune.training.classification import finetune  # noqa: E402
 from finetune.training.config import FinetuneConfig  # noqa: E402
-from zoo.weights import save_legacy_weights  # noqa: E402
+from zoo.layers import preprocessing_layer  # noqa: E402
+from zoo.weights.files import save_legacy_weights  # noqa: E402
 
 APPLICATIONS = {
     "vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19,
@@ -97,7 +98,7 @@ def latency(run: Path, loaded, repeats: int, min_seconds: float) -> tuple[str, s
         exported, folders = export_everything(run, Path(scratch) / "serving")
         served = tf.saved_model.load(str(exported))
         runtimes = {label: open_model(*find_portable_model(folders[key])) for label, key in TIMED_EXPORTS.items()}
-        preprocess = loaded.preprocessing.layer()
+        preprocess = preprocessing_layer(loaded.preprocessing)
         serve_pixels, serve_encoded = served.signatures["serve_pixels"], served.signatures["serving_default"]
         forward = tf.function(lambda x: model(x, training=False))
 

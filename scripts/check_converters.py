@@ -43,6 +43,7 @@ import zoo  # noqa: E402
 from source_weights import (  # noqa: E402
     CONVERTER_FIXTURES, FIXTURES, caffe_layers_from, random_arrays, save_fixture, write_caffemodel,
 )
+from zoo.layers import preprocessing_layer  # noqa: E402
 from zoo.weights.converters import converter_for, source_options  # noqa: E402
 from zoo.weights.sources import read_source_weights  # noqa: E402
 
@@ -192,7 +193,7 @@ def keras_probabilities(name, path, pixels, options=None):
     needed = {**spec.options, **source_options(spec, source, options or {})}
     preprocessing = converter_for(spec).preprocessing(needed)
     model = zoo.create(name, weights=str(path), input_shape=pixels.shape[1:], **(options or {}))
-    inputs = preprocessing.layer()(pixels.astype(np.float32))
+    inputs = preprocessing_layer(preprocessing)(pixels.astype(np.float32))
     return np.asarray(model(inputs, training=False)), preprocessing
 
 

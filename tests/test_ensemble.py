@@ -20,6 +20,7 @@ from finetune.training.evaluation import evaluate  # noqa: E402
 from test_doctor import image_folder  # noqa: E402
 from finetune.cli import main  # noqa: E402
 from zoo.errors import ZooError  # noqa: E402
+from zoo.layers import preprocessing_layer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_ensemble_averages_the_members_probabilities(runs, tmp_path):
     loaded = load_model(tmp_path / "ensemble")
     assert loaded.class_names == load_model(runs[0]).class_names
     members = [load_model(run) for run in runs]
-    expected = np.mean([m.model(m.preprocessing.layer()(pixels())).numpy() for m in members], axis=0)
+    expected = np.mean([m.model(preprocessing_layer(m.preprocessing)(pixels())).numpy() for m in members], axis=0)
     np.testing.assert_allclose(loaded.model(pixels()).numpy(), expected, atol=1e-6)
 
 

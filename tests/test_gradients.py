@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from finetune.data.augment import PCALighting, RandomResizedCrop  # noqa: E402
-from zoo.layers import LocalResponseNormalization  # noqa: E402
+from zoo.layers import LocalResponseNormalization, preprocessing_layer  # noqa: E402
 from zoo.preprocessing import CAFFE, TORCH  # noqa: E402
 
 STEP = 1e-6
@@ -60,7 +60,7 @@ def test_local_response_normalization(settings):
 
 @pytest.mark.parametrize("preprocessing", [CAFFE, TORCH], ids=["caffe-bgr", "torch"])
 def test_image_preprocessing(preprocessing):
-    layer = preprocessing.layer()
+    layer = preprocessing_layer(preprocessing)
     layer = type(layer).from_config({**layer.get_config(), "dtype": "float64"})
     inputs = np.random.default_rng(1).uniform(0, 255, (1, 2, 2, 3))
     assert gradient_check(layer, inputs) < TOLERANCE

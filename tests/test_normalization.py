@@ -12,7 +12,8 @@ from finetune.training import modeling
 from finetune.training.config import FinetuneConfig
 from zoo.errors import ZooError
 from zoo.layers import FrozenBatchNormalization
-from zoo.models.common import NORMALIZATIONS, group_count
+from zoo.models.common import group_count
+from zoo.registry import NORMALIZATIONS
 
 LAYER_TYPES = {"batch": keras.layers.BatchNormalization, "group": keras.layers.GroupNormalization,
                "frozen": FrozenBatchNormalization}

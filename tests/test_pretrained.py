@@ -30,7 +30,7 @@ from finetune.serving.loading import load_model  # noqa: E402
 from source_weights import (  # noqa: E402
     CONVERTER_FIXTURES, FIXTURES, caffe_layers_from, load_fixture, random_arrays, write_caffemodel,
 )
-from zoo.layers import CeilModeMaxPooling2D  # noqa: E402
+from zoo.layers import CeilModeMaxPooling2D, preprocessing_layer  # noqa: E402
 from zoo.preprocessing import CAFFE_BVLC_ALEXNET, TF_SYMMETRIC, TORCH  # noqa: E402
 from zoo.weights.caffe import read_caffe_layers  # noqa: E402
 from zoo.weights.files import read_keras_metadata  # noqa: E402
@@ -57,7 +57,7 @@ def source_file(case: str, folder: Path, name: str | None = None) -> tuple[dict,
 
 
 def probabilities_of(model, pixels, preprocessing):
-    return np.asarray(model(preprocessing.layer()(pixels.astype("float32")), training=False))
+    return np.asarray(model(preprocessing_layer(preprocessing)(pixels.astype("float32")), training=False))
 
 
 @pytest.mark.parametrize("case", CASES)

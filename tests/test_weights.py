@@ -14,7 +14,8 @@ import pytest  # noqa: E402
 import zoo  # noqa: E402
 from zoo import imagenet  # noqa: E402
 from finetune.cli import main  # noqa: E402
-from zoo.weights import IMAGENET_CLASSES, load_model_file, save_legacy_weights  # noqa: E402
+from zoo.weights.files import load_model_file, save_legacy_weights  # noqa: E402
+from zoo.weights.keras_applications import IMAGENET_CLASSES  # noqa: E402
 
 APPLICATIONS = {
     "vgg16": keras.applications.VGG16,

@@ -56,7 +56,7 @@ def build(spec: ModelSpec, *, num_classes=None, input_shape=None, include_top=Tr
     """Builds a randomly initialized model from its spec (no weights loaded)."""
     shape = resolve_input_shape(spec, input_shape, include_top)
     try:
-        return spec.builder(
+        return spec.build_function()(
             input_shape=shape,
             num_classes=num_classes or spec.default_num_classes,
             include_top=include_top,

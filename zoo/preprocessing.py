@@ -1,11 +1,9 @@
-"""What a model expects of its input pixels, and a serializable layer that applies it."""
+"""What a model expects of its input pixels: plain data, read without Keras (`zoo.layers.preprocessing`
+applies it in a graph)."""
 
 from __future__ import annotations
 
 import dataclasses
-
-import keras
-from keras import ops
 
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
 IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
@@ -34,14 +32,6 @@ class Preprocessing:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def layer(self, name: str = "preprocessing") -> "ImagePreprocessing":
-        """The convention as a layer, computing in float32 whatever the global dtype policy (it
-        runs in input pipelines and serving graphs, on 0-255 pixels that bfloat16 would round)."""
-        return ImagePreprocessing(
-            mean=list(self.mean), std=list(self.std), reverse_channels=self.channel_order == "bgr", name=name,
-            dtype="float32",
-        )
-
     def for_channels(self, channels: int) -> "Preprocessing":
         """The same convention for inputs with another number of channels (gray <-> RGB)."""
         if len(self.mean) in (1, channels):
@@ -62,30 +52,3 @@ CAFFE_BVLC_ALEXNET = Preprocessing("caffe_bvlc", mean=(104.007, 116.669, 122.679
                                    channel_order="bgr")
 CAFFE_BVLC_GOOGLENET = Preprocessing("caffe_bvlc", mean=(104.0, 117.0, 123.0), std=(1.0, 1.0, 1.0),
                                      channel_order="bgr")
-
-
-@keras.saving.register_keras_serializable(package="zoo")
-class ImagePreprocessing(keras.layers.Layer):
-    """Applies a model's preprocessing inside the graph, so exports take raw pixels."""
-
-    def __init__(self, mean, std, reverse_channels=False, **kwargs):
-        super().__init__(**kwargs)
-        self.mean = [float(value) for value in mean]
-        self.std = [float(value) for value in std]
-        self.reverse_channels = bool(reverse_channels)
-
-    def call(self, inputs):
-        inputs = ops.cast(inputs, self.compute_dtype)
-        if self.reverse_channels:
-            inputs = ops.flip(inputs, axis=-1)
-        mean = ops.convert_to_tensor(self.mean, dtype=self.compute_dtype)
-        std = ops.convert_to_tensor(self.std, dtype=self.compute_dtype)
-        return (inputs - mean) / std
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(mean=self.mean, std=self.std, reverse_channels=self.reverse_channels)
-        return config

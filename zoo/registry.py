@@ -1,8 +1,9 @@
 """One registry of model specs: it drives `zoo.create`, `zoo.info`, the CLI and the test sweep.
 
-The registry is data: specs and lookups. Each family module in `zoo.models` registers its specs
-when it is imported (importing `zoo` imports them all); building a model, with or without
-weights, is `zoo.factory`'s job.
+The registry is data: specs and lookups, read without Keras. Each family's module in `zoo.specs`
+registers its specs when it is imported (importing `zoo` imports them all); a spec names the
+builder of its architecture in `zoo.models`, and building a model, with or without weights, is
+`zoo.factory`'s job.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import importlib
 from typing import Any, Callable
 
 import numpy as np
@@ -18,6 +20,9 @@ from zoo.errors import ZooError
 from zoo.preprocessing import Preprocessing
 
 POOLING_CHOICES = (None, "avg", "max")
+# what the batch-normalized families' `norm` option puts in BatchNormalization's place
+# (`zoo.models.common.normalization`)
+NORMALIZATIONS = ("batch", "group", "frozen")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +64,9 @@ class ModelSpec:
 
     name: str
     family: str
-    builder: Callable[..., Any]
+    # the function that builds the model (input_shape, num_classes, include_top, pooling, name, **options),
+    # or where it is, "module:function", imported when a model is first built
+    builder: Callable[..., Any] | str
     paper: str
     default_input_shape: tuple[int, int, int]
     min_input_size: int
@@ -77,6 +84,13 @@ class ModelSpec:
     fixed_size_top: bool = False
     # a shallower registered model built from the same blocks (resnet152: resnet50), or None
     same_blocks_as: str | None = None
+
+    def build_function(self) -> Callable[..., Any]:
+        """The builder itself: `builder`, imported from its module when it names one."""
+        if callable(self.builder):
+            return self.builder
+        module, _, function = self.builder.partition(":")
+        return getattr(importlib.import_module(module), function)
 
     def summary(self) -> dict:
         """A plain-data description, as `zoo info` prints it."""

@@ -20,7 +20,7 @@ from finetune.serving.predictor import load_predictor
 from finetune.training.runfolder import check_writable
 from zoo import imagenet
 from zoo.errors import ZooError
-from zoo.weights import IMAGENET_CLASSES
+from zoo.weights.keras_applications import IMAGENET_CLASSES
 from zoo.weights.files import WEIGHTS_METADATA
 from zoo.weights.pretrained import describe
 

@@ -20,7 +20,7 @@ from finetune.training.classification import finetune as train_classifier
 from finetune.training.config import FinetuneConfig
 from finetune.training.runfolder import check_writable
 from zoo.errors import ZooError
-from zoo.models.common import NORMALIZATIONS
+from zoo.registry import NORMALIZATIONS
 
 AUGMENT_PRESETS = ("auto", *PRESETS)
 

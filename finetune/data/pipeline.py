@@ -23,6 +23,7 @@ from finetune.data.source import (AUTOTUNE, Source, cap, carve_fold, carve_valid
 from finetune.data.specs import DataSpec, parse_spec, resolve_data_dir
 from finetune.data.tfds_sources import tfds_source
 from zoo.errors import ZooError
+from zoo.layers import preprocessing_layer
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
     if source.sizes.get("train", 0) == 0:
         raise ZooError(f"{source.description} has no training examples")
     num_classes = len(source.class_names)
-    normalize = preprocessing.for_channels(image_size[-1]).layer() if preprocessing is not None else None
+    normalize = preprocessing_layer(preprocessing.for_channels(image_size[-1])) if preprocessing is not None else None
 
     def decoded(items):
         return decode_items(source, items, image_size)
@@ -313,5 +314,5 @@ def load_images(paths, image_size, preprocessing=None, batch_size: int = 64):
     dataset = dataset.map(lambda path: fit_image(read_and_decode(path), image_size), num_parallel_calls=AUTOTUNE)
     images = np.concatenate([batch.numpy() for batch in dataset.batch(batch_size)]).astype(np.float32)
     if preprocessing is not None:
-        images = np.asarray(preprocessing.for_channels(image_size[-1]).layer()(images))
+        images = np.asarray(preprocessing_layer(preprocessing.for_channels(image_size[-1]))(images))
     return images, [paths[index] for index in checked.indices], checked.skipped

@@ -21,6 +21,7 @@ from finetune.serving.loading import CAPTIONING, IDENTITY, LoadedModel, check_cl
 from finetune.training.evaluation import evaluate
 from finetune.training.runfolder import prepare
 from zoo.errors import ZooError
+from zoo.layers import preprocessing_layer
 
 # Settings that decide which examples a run's validation split holds.
 SPLIT_SETTINGS = ("data", "labels", "seed", "validation_fraction", "max_examples", "data_dir")
@@ -62,7 +63,7 @@ def build_ensemble(members: list[LoadedModel]) -> tuple[keras.Model, list[keras.
         x = pixels
         if member.input_shape[:2] != (height, width):
             x = keras.layers.Resizing(*member.input_shape[:2], name=f"resize_{index}")(x)
-        x = member.preprocessing.layer(name=f"preprocessing_{index}")(x)
+        x = preprocessing_layer(member.preprocessing, name=f"preprocessing_{index}")(x)
         member.model.name = f"member_{index}"  # members are often the same architecture: names must differ
         outputs.append(member.model(x, training=False))
     ensemble = keras.Model(pixels, keras.layers.Average(name="predictions")(outputs), name="ensemble")

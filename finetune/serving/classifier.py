@@ -7,6 +7,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from finetune.serving.loading import LoadedModel
+from zoo.layers import preprocessing_layer
 
 
 class Classifier:
@@ -20,7 +21,7 @@ class Classifier:
     def __init__(self, loaded: LoadedModel, top_k: int = 5, class_table=None):
         """`class_table` maps class indices (int64) to names; by default one is built in memory."""
         self.model = loaded.model
-        self.preprocess = loaded.preprocessing.layer()
+        self.preprocess = preprocessing_layer(loaded.preprocessing)
         self.height, self.width, self.channels = loaded.input_shape
         self.top_k = max(1, min(int(top_k), len(loaded.class_names)))
         self.class_table = class_table or class_name_table(loaded.class_names)

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from finetune.serving.loading import LoadedModel
+from zoo.layers import preprocessing_layer
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
@@ -22,7 +23,7 @@ OUTPUT_NAME = "probabilities"
 def pixels_model(loaded: LoadedModel) -> keras.Model:
     """`loaded`'s model behind its preprocessing: uint8 [N, height, width, channels] -> float32 [N, classes]."""
     pixels = keras.Input(shape=loaded.input_shape, dtype="uint8", name=INPUT_NAME)
-    probabilities = loaded.model(loaded.preprocessing.layer()(pixels), training=False)
+    probabilities = loaded.model(preprocessing_layer(loaded.preprocessing)(pixels), training=False)
     # a dict output names the LiteRT signature's output; ONNX names it after conversion
     return keras.Model(pixels, {OUTPUT_NAME: probabilities}, name=f"{loaded.model.name}_pixels")
 

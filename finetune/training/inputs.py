@@ -11,6 +11,7 @@ from finetune.data import augment as augmentation
 from finetune.data.pipeline import DataBundle, load_data
 from finetune.training.config import FinetuneConfig
 from zoo.errors import ZooError
+from zoo.layers import preprocessing_layer
 from zoo.preprocessing import Preprocessing
 from zoo.weights.pretrained import weights_preprocessing
 
@@ -50,7 +51,7 @@ def load(config: FinetuneConfig, global_batch: int, drop_remainder: bool):
     settings = augmentation.resolve(config.augment_preset(), **config.augment_options)
     augment_fn = augmentation.make_augment_fn(settings, shape[-1], bundle.num_classes, mixup=config.mixup,
                                               cutmix=config.cutmix, pca=pca, seed=config.seed)
-    preprocess = preprocessing_for(config, shape[-1]).layer()
+    preprocess = preprocessing_layer(preprocessing_for(config, shape[-1]))
 
     def train_map(images, labels):
         if augment_fn is not None:

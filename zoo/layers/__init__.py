@@ -3,5 +3,7 @@
 from zoo.layers.lrn import LocalResponseNormalization
 from zoo.layers.normalization import FrozenBatchNormalization
 from zoo.layers.pooling import CeilModeMaxPooling2D
+from zoo.layers.preprocessing import ImagePreprocessing, preprocessing_layer
 
-__all__ = ["CeilModeMaxPooling2D", "FrozenBatchNormalization", "LocalResponseNormalization"]
+__all__ = ["CeilModeMaxPooling2D", "FrozenBatchNormalization", "ImagePreprocessing", "LocalResponseNormalization",
+           "preprocessing_layer"]

@@ -15,9 +15,6 @@ from keras import layers
 
 from zoo.layers import CeilModeMaxPooling2D, LocalResponseNormalization
 from zoo.models.common import RELU_INIT, classifier, feature_pooling, image_input
-from zoo.preprocessing import TORCH
-from zoo.registry import ModelSpec, register
-from zoo.weights.catalogue import released_weights
 
 # (filters, kernel, stride, split across the two towers, LRN + overlapping pool after it)
 CONVOLUTIONS = [
@@ -93,22 +90,3 @@ def _normalize_and_pool(x, index: int, variant: str):
     if variant == "caffenet":
         return normalize(pool(x))
     return pool(normalize(x))
-
-
-register(
-    ModelSpec(
-        name="alexnet",
-        family="alexnet",
-        builder=alexnet,
-        paper="Krizhevsky et al., ImageNet Classification with Deep Convolutional Neural Networks, NeurIPS 2012",
-        default_input_shape=(227, 227, 3),
-        min_input_size=67,
-        default_num_classes=1000,
-        num_params=60_965_224,
-        preprocessing=TORCH,
-        flops=1_455_529_568,
-        fixed_size_top=True,
-        options={"variant": "paper", "towers": None, "dropout": 0.5},
-        weights=released_weights("alexnet"),
-    )
-)

@@ -22,32 +22,14 @@ import numpy as np
 from keras import layers
 
 from zoo.errors import ZooError
-from zoo.preprocessing import Preprocessing
 from zoo.factory import create
-from zoo.registry import ModelSpec, get_spec, register
+from zoo.layers import preprocessing_layer
+from zoo.registry import get_spec
+from zoo.specs.captioner import DEFAULT_INPUT_SHAPE, DEFAULTS
 from zoo.text import SPECIAL_TOKENS
 
 RNN_LAYERS = {"lstm": layers.LSTM, "gru": layers.GRU}
 ENCODER_POOLING = ("avg", "max", "flatten", None)
-PAPER = "Vinyals et al., Show and Tell: A Neural Image Caption Generator, CVPR 2015"
-
-# The captioner takes pixels in [0, 255]: its encoder applies the backbone's own preprocessing.
-PIXELS = Preprocessing("pixels", mean=(0.0,), std=(1.0,), channel_order="rgb")
-
-DEFAULTS = {
-    "backbone": "resnet18",
-    "rnn": "lstm",
-    "vocabulary": None,
-    "embedding_dim": 256,
-    "units": 256,
-    "num_layers": 1,
-    "dropout": 0.3,
-    "train_encoder": False,
-    "encoder_pooling": "avg",
-    "max_caption_length": 20,
-}
-DEFAULT_INPUT_SHAPE = (64, 64, 3)
-DEFAULT_VOCABULARY_SIZE = 1000
 
 
 def build_encoder(backbone: str, input_shape, *, pooling="avg", trainable=False, name="encoder"):
@@ -66,7 +48,7 @@ def build_encoder(backbone: str, input_shape, *, pooling="avg", trainable=False,
                       input_shape=input_shape)
     features.trainable = trainable
     images = keras.Input(shape=features.input_shape[1:], name="image")
-    preprocessing = spec.preprocessing.for_channels(features.input_shape[-1]).layer("image_preprocessing")
+    preprocessing = preprocessing_layer(spec.preprocessing.for_channels(features.input_shape[-1]), "image_preprocessing")
     x = preprocessing(images)
     x = features(x) if trainable else features(x, training=False)
     if pooling == "flatten":
@@ -269,20 +251,3 @@ def captioner(input_shape, num_classes, include_top, pooling, name, **options):
     if None in input_shape[:2]:
         raise ZooError("a captioner resizes every image to one size: give input_shape a height and width")
     return Captioner(vocabulary_size=num_classes, image_shape=input_shape, name=name, **options)
-
-
-register(
-    ModelSpec(
-        name="captioner",
-        family="captioner",
-        builder=captioner,
-        paper=PAPER,
-        default_input_shape=DEFAULT_INPUT_SHAPE,
-        min_input_size=32,  # resnet18's; another backbone checks its own minimum
-        default_num_classes=DEFAULT_VOCABULARY_SIZE,
-        num_params=12_356_776,
-        preprocessing=PIXELS,
-        options=dict(DEFAULTS),
-        test_input_size=32,
-    )
-)

@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from zoo.layers import FrozenBatchNormalization
+from zoo.registry import NORMALIZATIONS
 
 RELU_INIT = "he_normal"  # He et al. 2015: keeps activation variance through ReLU layers
 LINEAR_INIT = "glorot_uniform"  # Glorot & Bengio 2010: for tanh and linear layers
@@ -27,7 +28,6 @@ def feature_pooling(x, pooling):
     return x
 
 
-NORMALIZATIONS = ("batch", "group", "frozen")
 MAX_GROUPS = 32  # Wu & He, "Group Normalization", ECCV 2018: 32 groups by default
 
 

@@ -16,9 +16,6 @@ from keras import layers
 
 from zoo.layers import CeilModeMaxPooling2D, LocalResponseNormalization
 from zoo.models.common import RELU_INIT, check_normalization, classifier, feature_pooling, image_input, normalization
-from zoo.preprocessing import TORCH
-from zoo.registry import ModelSpec, register
-from zoo.weights.catalogue import released_weights
 
 # Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj
 INCEPTION_FILTERS = {
@@ -153,21 +150,3 @@ def inference_model(model):
     """The model without its auxiliary heads (they only help training), sharing its weights."""
     outputs = model.outputs[0] if isinstance(model.outputs, (list, tuple)) else model.outputs
     return keras.Model(model.inputs, outputs, name=model.name)
-
-
-register(
-    ModelSpec(
-        name="googlenet",
-        family="googlenet",
-        builder=googlenet,
-        paper="Szegedy et al., Going Deeper with Convolutions, CVPR 2015",
-        default_input_shape=(224, 224, 3),
-        min_input_size=32,
-        default_num_classes=1000,
-        num_params=6_998_552,
-        preprocessing=TORCH,
-        flops=3_191_832_832,
-        options={"variant": "paper", "batch_norm": None, "auxiliary": False, "dropout": 0.4, "norm": "batch"},
-        weights=released_weights("googlenet"),
-    )
-)

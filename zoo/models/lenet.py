@@ -5,8 +5,6 @@ import keras
 from keras import layers
 
 from zoo.models.common import LINEAR_INIT, RELU_INIT, classifier, feature_pooling, image_input
-from zoo.preprocessing import UNIT_SCALE
-from zoo.registry import ModelSpec, register
 
 VARIANTS = {
     # variant: (activation, subsampling layer, initializer)
@@ -38,23 +36,3 @@ def lenet5(input_shape, num_classes, include_top, pooling, name, variant="modern
     else:
         x = feature_pooling(x, pooling)
     return keras.Model(inputs, x, name=name)
-
-
-register(
-    ModelSpec(
-        name="lenet5",
-        family="lenet",
-        builder=lenet5,
-        paper="LeCun et al., Gradient-Based Learning Applied to Document Recognition, Proc. IEEE 1998",
-        default_input_shape=(32, 32, 1),
-        min_input_size=32,
-        default_num_classes=10,
-        num_params=61_706,
-        preprocessing=UNIT_SCALE,
-        flops=852_400,
-        fixed_size_top=True,
-        # ReLU and max pooling by default: on the built-in shapes the classic tanh/average-pool
-        # network stays near chance for 10 epochs where the modern one learns the task.
-        options={"variant": "modern"},
-    )
-)

@@ -14,21 +14,7 @@
 - `keras_applications`, `catalogue`: the weight tags (keras.applications'; torchvision's, timm's, BVLC's);
 - `pretrained`: what `weights=` names, resolved: downloaded, converted and cached, and described.
 
-`converters` and `pretrained` lay arrays out for the models' layers, so they sit above
-`zoo.models` (which registers the tags of this package's catalogues): import them by their module
-(`zoo.weights.pretrained`), as `zoo.factory` does; this package's namespace leaves them out.
+Import what you need from its module (`zoo.weights.pretrained`, `zoo.weights.files`, ...): the package
+itself imports nothing, so that the registry reads the weight tags (`keras_applications`,
+`catalogue`: data) without loading Keras or the readers.
 """
-
-from zoo.weights.assign import adapt_input_conv, load_weights, plan_assignment
-from zoo.weights.download import fetch_keras_file, fetch_pretrained, keras_cache_dir
-from zoo.weights.files import (
-    WEIGHTS_METADATA, WeightFile, load_model_file, read_keras_metadata, read_weight_file, save_legacy_weights,
-)
-from zoo.weights.keras_applications import IMAGENET_CLASSES, imagenet_weights
-from zoo.weights.sources import kind_of, read_source_weights
-
-__all__ = [
-    "IMAGENET_CLASSES", "WEIGHTS_METADATA", "WeightFile", "adapt_input_conv", "fetch_keras_file", "fetch_pretrained",
-    "imagenet_weights", "keras_cache_dir", "kind_of", "load_model_file", "load_weights", "plan_assignment",
-    "read_keras_metadata", "read_source_weights", "read_weight_file", "save_legacy_weights",
-]

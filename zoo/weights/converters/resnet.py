@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from zoo.errors import ZooError
-from zoo.models.resnet import CONFIGS
+from zoo.specs.resnet import CONFIGS
 from zoo.preprocessing import TORCH
 from zoo.weights.converters.mapping import FamilyConverter, conflicting, skip_always
 from zoo.weights.sources import SourceWeights

@@ -12,7 +12,7 @@ import math
 import re
 
 from zoo.errors import ZooError
-from zoo.models.vgg import CONFIGS
+from zoo.specs.vgg import CONFIGS
 from zoo.preprocessing import TORCH
 from zoo.weights.converters.mapping import FamilyConverter, conflicting, skip_always
 from zoo.weights.sources import SourceWeights
