@@ -13,29 +13,29 @@ Sub-packages, each importing only those before it:
 - `captioning`: the captioner's task on the same run machinery;
 - `practice`: doctor, learning-rate range test, random search, ensembles;
 - `api` (this package's functions) and `cli` (the `zoo` command).
+
+Importing `finetune` loads nothing of TensorFlow: the API's names below are imported from their
+modules on first use, and each sub-package that computes starts TensorFlow as it loads
+(`finetune.runtime.start_tensorflow`), so that the `zoo` command parses and answers `--help`,
+`zoo list` and `zoo info` at once.
 """
 
+import importlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from finetune.quiet import native_stderr_silenced  # noqa: E402
-from finetune.runtime import use_onednn  # noqa: E402
+# the package's API: each name and its module, imported on first use (PEP 562)
+_API = {
+    "LoadedModel": "finetune.api", "RunResult": "finetune.api", "caption": "finetune.api", "evaluate": "finetune.api",
+    "export": "finetune.api", "finetune": "finetune.api", "load": "finetune.api", "make_config": "finetune.api",
+    "predict": "finetune.api", "CaptioningConfig": "finetune.captioning.config",
+    "FinetuneConfig": "finetune.training.config",
+}
+__all__ = sorted(_API)
 
-use_onednn()  # before TensorFlow starts: it reads the setting once
 
-with native_stderr_silenced():
-    import tensorflow  # started here, its native start-up messages kept quiet
-
-    # The first device listing probes CUDA, which on a machine without a GPU logs "failed call to
-    # cuInit" to stderr; listing physical devices does not start TensorFlow's context.
-    tensorflow.config.list_physical_devices("GPU")
-
-from finetune.api import (  # noqa: E402
-    LoadedModel, RunResult, caption, evaluate, export, finetune, load, make_config, predict,
-)
-from finetune.captioning.config import CaptioningConfig  # noqa: E402
-from finetune.training.config import FinetuneConfig  # noqa: E402
-
-__all__ = ["CaptioningConfig", "FinetuneConfig", "LoadedModel", "RunResult", "caption", "evaluate", "export",
-           "finetune", "load", "make_config", "predict"]
+def __getattr__(name):
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'finetune' has no attribute {name!r}")

@@ -1,4 +1,6 @@
-"""Settings TensorFlow reads once, as it starts: the kit applies them before its first import of it.
+"""Starting TensorFlow: the settings it reads once, as it starts, applied before the kit's first
+import of it, and its native start-up messages kept off the terminal (`start_tensorflow`, which
+every sub-package of the kit that computes calls before its modules import TensorFlow).
 
 TensorFlow turns its oneDNN kernels on by itself only on x86 CPUs with AVX-512 VNNI or newer
 (AVX512-BF16, AMX); on CPUs with AVX2 alone it leaves them off and runs convolutions on Eigen.
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from finetune.quiet import native_stderr_silenced
 
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 
@@ -34,3 +38,19 @@ def use_onednn(environ=os.environ) -> None:
     effect only if TensorFlow has not started yet (it reads the setting once)."""
     if ONEDNN_ENV not in environ and "avx2" in cpu_flags():
         environ[ONEDNN_ENV] = "1"
+
+
+def start_tensorflow() -> None:
+    """Imports TensorFlow once, after `use_onednn`, with its native start-up messages silenced.
+
+    This function is where the kit's first import of TensorFlow happens, on purpose: the package's
+    root and the `zoo` command's parsing import nothing of it, so that `zoo --help`, `zoo list`
+    and `zoo info` answer at once, and the kit starts it when a sub-package that computes loads.
+    """
+    use_onednn()
+    with native_stderr_silenced():
+        import tensorflow
+
+        # The first device listing probes CUDA, which on a machine without a GPU logs "failed call
+        # to cuInit" to stderr; listing physical devices does not start TensorFlow's context.
+        tensorflow.config.list_physical_devices("GPU")

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 import zoo
-from zoo import flops
+from zoo import flops, layer_tables
 
 NUM_CLASSES = 3
 BATCH = 4
@@ -50,6 +50,18 @@ def check_spec(name) -> None:
     model = flops.shapes_only(name)
     assert model.count_params() == spec.num_params, (model.count_params(), spec.num_params)
     assert model.input_shape[1:] == spec.default_input_shape
+    check_layer_table(name, model)
+
+
+def check_layer_table(name, model) -> None:
+    """`zoo info`'s stored table, drawn at Keras's two default widths and a narrow terminal's, is the
+    model's own summary (after a change to the model: python scripts/write_layer_tables.py NAME)."""
+    table = layer_tables.stored(name)
+    for line_length in (76, 88, 108):
+        lines = []
+        model.summary(line_length=line_length, print_fn=lambda text, *args, **kwargs: lines.append(text))
+        assert layer_tables.draw(table, line_length) == "".join(lines), (
+            f"{name}'s stored layer table is out of date: run python scripts/write_layer_tables.py {name}")
 
 
 def check_contract(name, index: int) -> None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -21,7 +22,11 @@ from finetune.serving.loading import load_model  # noqa: E402
 from finetune.serving.predictor import load_predictor  # noqa: E402
 from zoo import imagenet  # noqa: E402
 from finetune.cli import main  # noqa: E402
+from zoo.layers import preprocessing_layer  # noqa: E402
 from zoo.preprocessing import CAFFE  # noqa: E402
+
+# TensorFlow's command, from the environment the tests run in (which need not be on PATH)
+SAVED_MODEL_CLI = str(Path(sys.executable).with_name("saved_model_cli"))
 
 CLASS_NAMES = ["circle", "square", "triangle"]
 SIZE = 32
@@ -73,7 +78,7 @@ def exported(run_folder, tmp_path_factory):
 def keras_reference(folder, images):
     """What the Keras model gives for uint8 images at its input size, preprocessed outside any graph."""
     loaded = load_model(folder)
-    return loaded.model(loaded.preprocessing.layer()(images.astype("float32"))).numpy()
+    return loaded.model(preprocessing_layer(loaded.preprocessing)(images.astype("float32"))).numpy()
 
 
 def test_layout_labels_and_versions(run_folder, exported):
@@ -99,7 +104,7 @@ def test_an_interrupted_export_leaves_nothing_behind(run_folder, tmp_path, monke
 
 
 def test_saved_model_cli_shows_both_signatures(exported):
-    shown = subprocess.run(["saved_model_cli", "show", "--dir", str(exported), "--all"], capture_output=True,
+    shown = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", str(exported), "--all"], capture_output=True,
                            text=True, check=True, env=QUIET).stdout
     default = shown.split("signature_def['serving_default']")[1]
     assert "DT_STRING" in default and "shape: (-1)" in default
@@ -113,7 +118,7 @@ def test_saved_model_cli_run_serves_what_keras_computes(run_folder, exported, tm
     images = pixels(3, SIZE)
     encoded = np.array([tf.io.encode_png(image).numpy() for image in images])
     np.save(tmp_path / "encoded.npy", encoded)
-    subprocess.run(["saved_model_cli", "run", "--dir", str(exported), "--tag_set", "serve", "--signature_def",
+    subprocess.run([SAVED_MODEL_CLI, "run", "--dir", str(exported), "--tag_set", "serve", "--signature_def",
                     "serving_default", "--inputs", f"images={tmp_path / 'encoded.npy'}", "--outdir",
                     str(tmp_path / "out")], capture_output=True, check=True, env=QUIET)
     served = np.load(tmp_path / "out" / "probabilities.npy")
@@ -181,7 +186,7 @@ def test_a_bare_keras_file_takes_the_spec_preprocessing_and_default_names(tmp_pa
     assert loaded.class_names == ["class_0", "class_1", "class_2"] and "--labels" in loaded.warnings[0]
     predictor = load_predictor(path)
     gray = pixels(1, SIZE, channels=1)[0]
-    expected = loaded.model(loaded.preprocessing.layer()(gray[None].astype("float32"))).numpy()
+    expected = loaded.model(preprocessing_layer(loaded.preprocessing)(gray[None].astype("float32"))).numpy()
     # an RGB file of a gray image is converted back to that gray image in the graph
     rgb_png = tf.io.encode_png(np.repeat(gray, 3, axis=-1)).numpy()
     np.testing.assert_allclose(predictor.probabilities([rgb_png]), expected, atol=1e-4)
@@ -218,7 +223,7 @@ def test_a_model_trained_in_mixed_precision_loads_and_exports_in_float32(tmp_pat
     loaded = load_model(folder)
     assert {layer.dtype_policy.name for layer in loaded.model.layers} == {"float32"}
     images = pixels(4, SIZE, seed=3)
-    inputs = loaded.preprocessing.layer()(images.astype("float32"))
+    inputs = preprocessing_layer(loaded.preprocessing)(images.astype("float32"))
     float32_probabilities = loaded.model(inputs).numpy()
     assert float32_probabilities.dtype == np.float32
     # the same weights: bfloat16 arithmetic differs from float32 in the third digit, no more

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import zoo
 from finetune.cli import main
-from finetune.cli.training import build_config
+from finetune.cli.jobs.training import build_config
 from finetune.training import modeling
 from finetune.training.config import FinetuneConfig
 from zoo.errors import ZooError

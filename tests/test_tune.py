@@ -13,7 +13,7 @@ from finetune.practice import tune as tuning  # noqa: E402
 from finetune.training.config import FinetuneConfig  # noqa: E402
 from test_doctor import image_folder  # noqa: E402
 from finetune.cli import main  # noqa: E402
-from finetune.cli.training import build_config  # noqa: E402
+from finetune.cli.jobs.training import build_config  # noqa: E402
 from zoo.errors import ZooError  # noqa: E402
 
 

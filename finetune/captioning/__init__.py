@@ -7,9 +7,13 @@
 - `serving`: `load_captioner`, and `export_captioner` through the shared export stager.
 """
 
-from finetune.captioning.config import CaptioningConfig
-from finetune.captioning.evaluation import evaluate_captioner
-from finetune.captioning.serving import export_captioner, load_captioner
-from finetune.captioning.training import train_captioner
+from finetune.runtime import start_tensorflow
+
+start_tensorflow()  # before the modules below import it
+
+from finetune.captioning.config import CaptioningConfig  # noqa: E402
+from finetune.captioning.evaluation import evaluate_captioner  # noqa: E402
+from finetune.captioning.serving import export_captioner, load_captioner  # noqa: E402
+from finetune.captioning.training import train_captioner  # noqa: E402
 
 __all__ = ["CaptioningConfig", "evaluate_captioner", "export_captioner", "load_captioner", "train_captioner"]

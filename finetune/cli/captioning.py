@@ -1,4 +1,7 @@
-"""`zoo caption`: describe images with a trained captioner."""
+"""`zoo caption`: describe images with a trained captioner.
+
+The command's work is in `finetune.cli.jobs.captioning`, imported when it runs (see `finetune.cli`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from finetune import api, files
 from finetune.cli.app import cli
 
 
@@ -17,6 +19,6 @@ from finetune.cli.app import cli
               help="Beam width; 1 is greedy search. Default: 3, or the width an export was made with.")
 def caption_command(source, images, beam_width):
     """Caption IMAGES with SOURCE: a captioning run folder, a .keras file or an exported SavedModel."""
-    captions = api.caption(source, images, beam_width=beam_width)
-    for path, caption in zip(images, captions):
-        click.echo(f"{files.printable(path)}: {caption}")
+    from finetune.cli.jobs import captioning  # the kit, and TensorFlow with it, load when the command runs
+
+    captioning.caption(source, images, beam_width)

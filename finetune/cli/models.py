@@ -1,4 +1,5 @@
-"""`zoo list` and `zoo info`: what the zoo has."""
+"""`zoo list` and `zoo info`: what the zoo has, read from the registry without starting TensorFlow
+(`zoo info --memory` builds a shapes-only model: its work is in `finetune.cli.jobs.models`)."""
 
 import json
 
@@ -6,7 +7,10 @@ import click
 
 import zoo
 from finetune.cli.app import cli
-from zoo import memory
+from zoo import layer_tables
+
+# `zoo.memory.OPTIMIZER_SLOTS`, which a test keeps equal
+MEMORY_OPTIMIZERS = ("adam", "adamw", "none", "rmsprop", "sgd")
 
 
 def _format_table(headers, rows) -> str:
@@ -53,7 +57,7 @@ def list_command(pattern, pretrained):
               help="Estimate the memory of training: parameters, gradients, optimizer state, activations.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="With --memory.")
 @click.option("--image-size", type=click.IntRange(min=1), help="With --memory (default: the model's input).")
-@click.option("--optimizer", type=click.Choice(sorted(memory.OPTIMIZER_SLOTS)), default="adam", show_default=True,
+@click.option("--optimizer", type=click.Choice(MEMORY_OPTIMIZERS), default="adam", show_default=True,
               help="With --memory: the updater, whose state is per parameter.")
 @click.option("--precision", type=click.Choice(["float32", "mixed"]), default="float32", show_default=True,
               help="With --memory: mixed keeps activations in 16 bits.")
@@ -61,7 +65,9 @@ def list_command(pattern, pretrained):
 def info_command(name, as_json, no_summary, show_memory, batch_size, image_size, optimizer, precision, budget):
     """Show a model's spec (family, paper, inputs, parameters, preprocessing, weights) and layers."""
     if show_memory:
-        _memory(name, batch_size, image_size, optimizer, precision, budget, as_json)
+        from finetune.cli.jobs import models  # the estimate builds the model: Keras loads here
+
+        models.show_memory(name, batch_size, image_size, optimizer, precision, budget, as_json)
         return
     summary = zoo.info(name).summary()
     if as_json:
@@ -87,29 +93,7 @@ def info_command(name, as_json, no_summary, show_memory, batch_size, image_size,
         click.echo(_format_table(["weights", "source", "top-1", "top-5", "input", "preprocessing", "options"], rows))
     if not no_summary:
         click.echo()
-        zoo.create(name).summary(print_fn=lambda line, *args, **kwargs: click.echo(line))
-
-
-def _memory(name, batch_size, image_size, optimizer, precision, budget, as_json):
-    """`zoo info NAME --memory`: the estimate by part, and the largest batch for a budget."""
-    estimate = memory.estimate_model(name, batch_size, image_size=image_size, optimizer=optimizer,
-                                     precision=precision)
-    budget_bytes = memory.parse_bytes(budget) if budget else None
-    values = estimate.to_dict()
-    if budget_bytes is not None:
-        values.update(budget=budget_bytes, largest_batch=estimate.largest_batch(budget_bytes))
-    if as_json:
-        click.echo(json.dumps(values, indent=2))
-        return
-    size = image_size or zoo.info(name).default_input_shape[0]
-    click.echo(f"Training memory of {name} at {size}x{size}, batch {batch_size}, {optimizer}, {precision} "
-               f"(an estimate):")
-    for part in ("parameters", "gradients", "optimizer", "activations", "inputs", "runtime", "total"):
-        click.echo(f"  {part:<12} {memory.human(values[part]):>12}")
-    if budget_bytes is not None:
-        largest = values["largest_batch"]
-        click.echo(f"Largest batch within {memory.human(budget_bytes)}: {largest}" if largest else
-                   f"Not even the weights and optimizer state fit in {memory.human(budget_bytes)}")
+        click.echo(layer_tables.draw(layer_tables.stored(zoo.info(name).name)))
 
 
 def _accuracy(value) -> str:

@@ -1,18 +1,14 @@
-"""`zoo doctor`, `zoo tune` and `zoo ensemble`: babysitting the learning process (CS231n)."""
+"""`zoo doctor`, `zoo tune` and `zoo ensemble`: babysitting the learning process (CS231n).
+
+The commands' work is in `finetune.cli.jobs.practice`, imported when one runs (see `finetune.cli`).
+"""
 
 from __future__ import annotations
 
 import click
 
-from finetune.api import next_run_folder
 from finetune.cli.app import cli
-from finetune.cli.training import build_config, training_options
-from finetune.practice.doctor import FAIL, doctor
-from finetune.practice.ensemble import ensemble
-from finetune.practice.tune import tune
-from finetune.serving.export import export_model
-from finetune.training.runfolder import prepare
-from zoo.errors import ZooError
+from finetune.cli.training import training_options
 
 
 @cli.command("doctor")
@@ -33,17 +29,9 @@ def doctor_command(model, out, overfit_examples, overfit_steps, lr_find_steps, *
       zoo doctor lenet5
       zoo doctor resnet18 --data ./photos --lr 0.1 --optimizer sgd
     """
-    config = build_config(model, options)
-    if overfit_examples < 1 or overfit_steps < 1 or lr_find_steps < 0:
-        raise ZooError("--overfit-examples and --overfit-steps must be positive, --lr-find-steps >= 0")
-    out = prepare(out or next_run_folder(f"{config.model}-doctor"), resumable=False)
-    report = doctor(config, out, overfit_examples=overfit_examples, overfit_steps=overfit_steps,
-                    lr_find_steps=lr_find_steps)
-    for line in report.lines():
-        click.echo(line)
-    failed = [check.name for check in report.checks if check.status == FAIL]
-    if failed:
-        raise ZooError(f"{len(failed)} check(s) failed ({', '.join(failed)}): see the advice above")
+    from finetune.cli.jobs import practice  # the kit, and TensorFlow with it, load when the command runs
+
+    practice.run_doctor(model, out, overfit_examples, overfit_steps, lr_find_steps, options)
 
 
 @cli.command("tune")
@@ -65,15 +53,9 @@ def tune_command(model, trials, rounds, budget_epochs, out, folds, **options):
       zoo tune lenet5 --trials 8 --budget-epochs 5
       zoo finetune lenet5 --config runs/lenet5-tune-1/best/config.json
     """
-    config = build_config(model, options)
-    if budget_epochs is not None and budget_epochs < 1:
-        raise ZooError("--budget-epochs must be at least 1")
-    out = out or next_run_folder(f"{config.model}-tune")
-    result = tune(config, out, trials=trials, rounds=rounds, budget_epochs=budget_epochs, folds=folds)
-    if result.best is None:
-        raise ZooError(f"every trial failed (see {out}/results.csv): lower --lr and run zoo doctor")
-    click.echo(f"Results: {out}/results.csv, {out}/results.png. Train it in full with:\n"
-               f"  zoo finetune {config.model} --config {out}/best/config.json")
+    from finetune.cli.jobs import practice
+
+    practice.run_tune(model, trials, rounds, budget_epochs, out, folds, options)
 
 
 @cli.command("ensemble")
@@ -95,13 +77,6 @@ def ensemble_command(runs, data, split, batch_size, max_examples, out, export_ba
       zoo ensemble runs/lenet5-1 runs/lenet5-2 runs/lenet5-3
       zoo ensemble runs/a runs/b --split test --export serving
     """
-    out = out or next_run_folder("ensemble")
-    result = ensemble(runs, out, data=data, split=split, batch_size=batch_size, max_examples=max_examples)
-    width = max(len(member["source"]) for member in result.members)
-    click.echo(f"{split} accuracy:")
-    for member in result.members:
-        click.echo(f"  {member['source']:{width}}  {member['accuracy']:.4f}")
-    click.echo(f"  {'ensemble':{width}}  {result.ensemble['accuracy']:.4f}  ({result.gain:+.4f} over the runs' mean)")
-    click.echo(f"Ensemble run folder: {out}")
-    if export_base:
-        click.echo(f"Exported to {export_model(out, export_base, name=name)}")
+    from finetune.cli.jobs import practice
+
+    practice.run_ensemble(runs, data, split, batch_size, max_examples, out, export_base, name)

@@ -11,9 +11,13 @@
 - `datasets`: the project's own datasets, real TFDS builders generated offline.
 """
 
-from finetune.data.captions import CaptionBundle, load_captions
-from finetune.data.pipeline import DataBundle, load_data, load_images, read_statistics
-from finetune.data.specs import DataSpec, parse_spec
+from finetune.runtime import start_tensorflow
+
+start_tensorflow()  # before the modules below import it
+
+from finetune.data.captions import CaptionBundle, load_captions  # noqa: E402
+from finetune.data.pipeline import DataBundle, load_data, load_images, read_statistics  # noqa: E402
+from finetune.data.specs import DataSpec, parse_spec  # noqa: E402
 
 __all__ = ["CaptionBundle", "DataBundle", "DataSpec", "load_captions", "load_data", "load_images", "parse_spec",
            "read_statistics"]
