@@ -83,15 +83,16 @@ class EvalTransform:
             sides = (self.resize_size * height // self.crop_size, self.resize_size * width // self.crop_size)
         return (max(sides) if self.resize_mode == SHORTER else sides), (height, width)
 
-    def before_crop(self, height: int, width: int) -> "EvalTransform":
-        """The transform that stops before the crop at this input: its output, at the resize size,
-        brought through this transform again, is this transform's output (up to a one-pixel shift
-        of the crop where the rounding of odd margins differs)."""
+    def before_crop(self, height: int, width: int) -> tuple["EvalTransform", tuple[int, int]]:
+        """The transform that stops before the crop at this input, and the size of its output: that
+        output brought through this transform again is this transform's output (up to a one-pixel
+        shift of the crop where the rounding of odd margins differs). For data to feed an export
+        that applies this transform itself."""
         if self.resize_mode == SQUASH:
-            return self
+            return self, (height, width)
         target, _ = self.sizes(height, width)
         side = target if self.resize_mode == SHORTER else max(target)
-        return dataclasses.replace(self, resize_size=side, crop_size=side, crop_pct=None)
+        return dataclasses.replace(self, resize_size=side, crop_size=side, crop_pct=None), (side, side)
 
     def describe(self, height: int | None = None, width: int | None = None) -> str:
         """One line: what happens to an image at a model input of height x width (default: the

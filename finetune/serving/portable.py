@@ -65,7 +65,10 @@ def export_portable(source, base_dir, export_format: str, quantize: str = "none"
     check_names_fit_labels_file(loaded.class_names)
     validation = calibration = None
     if quantize != "none":  # before converting: a missing data spec should not cost a conversion
-        bundle = load_run_data(source, loaded.input_shape, data=data, required=True, shuffle_training=True)
+        # the validation images up to the crop, which the export's own evaluation transform then makes
+        pre_crop, (height, width) = loaded.evaluation.before_crop(*loaded.input_shape[:2])
+        bundle = load_run_data(source, (height, width, loaded.input_shape[-1]), data=data, required=True,
+                               shuffle_training=True, evaluation=pre_crop)
         check_class_names(bundle.class_names, loaded.class_names, bundle.description.split(" (")[0], str(source))
         validation = bundle.validation
         if quantize == "int8":
