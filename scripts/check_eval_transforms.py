@@ -12,7 +12,7 @@ each read through one JPEG encoding so that both sides decode the same bytes wit
 For every weight tag, the source's transform:
 - tv_in1k, tv2_in1k: torchvision's `weights.transforms()` of the tag's weights enum, fed PIL images
   as torchvision's reference evaluation does (and, in the table only, uint8 tensors);
-- a1_in1k: timm's `resolve_data_config(model=...)` + `create_transform(...)` of `MODEL.a1_in1k`;
+- a1_in1k: timm's `resolve_data_config` + `create_transform(...)` of `MODEL.a1_in1k`'s pretrained cfg;
 - bvlc, caffenet: Caffe's pipeline, the 256x256 resize of `convert_imageset` (OpenCV's bilinear
   cv::resize, without antialiasing: torch's `interpolate(mode="bilinear", antialias=False)` computes
   the same, OpenCV not being installed) and the data layer's centre crop, offsets (side - crop) / 2;
@@ -91,6 +91,14 @@ def torchvision_weights(model: str, tag: str):
     return getattr(enum, "IMAGENET1K_V2" if tag == "tv2_in1k" else "IMAGENET1K_V1")
 
 
+def timm_data_config(name: str) -> dict:
+    """timm's `resolve_data_config` for a model's pretrained cfg (what it resolves for the model itself)."""
+    import timm.data
+    import timm.models
+
+    return timm.data.resolve_data_config({}, pretrained_cfg=timm.models.get_pretrained_cfg(name).to_dict())
+
+
 def caffe_reference(image: np.ndarray, resize: int, crop: int):
     import torch
     import torch.nn.functional as F
@@ -105,7 +113,6 @@ def caffe_reference(image: np.ndarray, resize: int, crop: int):
 def source_outputs(family: str, model: str, photos: dict) -> tuple[dict, dict, dict]:
     """(outputs per photo in [0, 1], HWC; the tensor path's where there is one; the source's
     parameters of the transform, for the record)."""
-    import timm
     import timm.data
     import torch
     from PIL import Image
@@ -124,7 +131,7 @@ def source_outputs(family: str, model: str, photos: dict) -> tuple[dict, dict, d
             outputs[name] = unnormalized(transform(Image.fromarray(image)))
             tensor_outputs[name] = unnormalized(transform(torch.from_numpy(image).permute(2, 0, 1)))
     elif family == "a1_in1k":
-        config = timm.data.resolve_data_config({}, model=timm.create_model(f"{model}.a1_in1k", pretrained=False))
+        config = timm_data_config(f"{model}.a1_in1k")
         transform = timm.data.create_transform(**config)
         parameters = {key: config[key] for key in ("input_size", "interpolation", "crop_pct", "crop_mode")}
         for name, image in photos.items():
@@ -143,8 +150,6 @@ def source_outputs(family: str, model: str, photos: dict) -> tuple[dict, dict, d
 
 def torchvision_parameters_of_every_tag() -> dict:
     """Each torchvision and timm tag of the catalogue with the source's transform parameters."""
-    import timm
-    import timm.data
     import zoo  # the registry only: data, no TensorFlow
 
     found = {}
@@ -156,7 +161,7 @@ def torchvision_parameters_of_every_tag() -> dict:
                                           "interpolation": transform.interpolation.value,
                                           "antialias": bool(transform.antialias)}
             elif weights.source == "timm":
-                config = timm.data.resolve_data_config({}, model=timm.create_model(f"{name}.{tag}", pretrained=False))
+                config = timm_data_config(f"{name}.{tag}")
                 found[f"{name}.{tag}"] = {"crop_pct": config["crop_pct"], "crop_size": config["input_size"][-1],
                                           "interpolation": config["interpolation"], "antialias": True}
     return found
@@ -242,19 +247,22 @@ def write_fixtures(references, record: dict) -> None:
     the sources' transform parameters of every torchvision and timm tag."""
     FIXTURES.mkdir(parents=True, exist_ok=True)
     (FIXTURES / "tags.json").write_text(json.dumps(record["tags"], indent=1, sort_keys=True) + "\n")
-    rng = np.random.default_rng(0)
     samples = {}
     for name in PHOTOS:
         (FIXTURES / f"{name}.jpg").write_bytes(references[f"jpeg/{name}"].tobytes())
     for family in FAMILIES:
         for name in (*PHOTOS, UPRIGHT):
             output = references[f"{family}/{name}"]
-            height, width, _ = output.shape
-            rows, columns = rng.integers(0, height, SAMPLES), rng.integers(0, width, SAMPLES)
-            samples[f"{family}/{name}/positions"] = np.stack([rows, columns]).astype(np.int16)
+            rows, columns = sample_positions(output.shape)
             samples[f"{family}/{name}/values"] = np.round(output[rows, columns] * 255).astype(np.uint8)
             samples[f"{family}/{name}/shape"] = np.array(output.shape, np.int16)
     np.savez_compressed(FIXTURES / "sources.npz", **samples)
+
+
+def sample_positions(shape) -> tuple[np.ndarray, np.ndarray]:
+    """The SAMPLES seeded pixels of an output the fixtures keep (tests/test_eval_transform.py draws the same)."""
+    rng = np.random.default_rng(0)
+    return rng.integers(0, shape[0], SAMPLES), rng.integers(0, shape[1], SAMPLES)
 
 
 def main(argv=None) -> int:
