@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="Print the table only.")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
     zoo = zoo_executable()
     commands = {label: [zoo, *argv[1:]] if argv[0] == "zoo" else argv for label, argv in COMMANDS.items()}
     for argv in commands.values():  # warm the file cache, so that the first round is not a cold start
@@ -73,7 +74,7 @@ def main() -> None:
     print(table)
     if args.no_write:
         return
-    info = dict(benchmarks.machine(), load_average=os.getloadavg()[0])
+    info = dict(benchmarks.machine(), load_average=load_at_start)
     body = (f"{benchmarks.describe_machine(info)}\n\nWall time of each command as a whole process, median of "
             f"{args.rounds} interleaved rounds. The commands that read the registry answer without starting "
             f"TensorFlow; `zoo finetune --help` too (the command's work, and TensorFlow, load when it runs).\n\n"

@@ -94,7 +94,7 @@ def test_every_imported_module_is_declared_in_the_extra_of_its_feature():
     declared = installed_requirements()
     providers = importlib.metadata.packages_distributions()
     problems = []
-    for path, module, guarded in third_party_imports():
+    for path, module, guarded in sorted(set(third_party_imports())):
         distributions = {normalized(name) for name in providers.get(module, [])}
         if not distributions:
             problems.append(f"{path}: {module} is not installed, so no declared distribution provides it")
