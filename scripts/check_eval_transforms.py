@@ -105,7 +105,8 @@ def caffe_reference(image: np.ndarray, resize: int, crop: int):
 
     tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float()
     resized = F.interpolate(tensor, size=(resize, resize), mode="bilinear", align_corners=False, antialias=False)
-    resized = resized.round().clamp(0, 255)[0].permute(1, 2, 0).numpy()  # OpenCV writes uint8
+    # OpenCV writes uint8, rounding its fixed-point sums half up ((sum + half) >> bits)
+    resized = torch.floor(resized + 0.5).clamp(0, 255)[0].permute(1, 2, 0).numpy()
     offset = (resize - crop) // 2
     return resized[offset:offset + crop, offset:offset + crop] / 255.0
 

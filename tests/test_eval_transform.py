@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import onnxruntime  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -27,6 +28,7 @@ from finetune.data.pipeline import load_data  # noqa: E402
 from finetune.serving.export import export_model  # noqa: E402
 from finetune.serving.loading import load_model  # noqa: E402
 from finetune.serving.pixels import pixels_model  # noqa: E402
+from finetune.serving.runtimes import LiteRTModel  # noqa: E402
 from finetune.training.config import FinetuneConfig, check_buildable  # noqa: E402
 from zoo.eval_transform import (  # noqa: E402
     BVLC_ALEXNET, SQUASH_BILINEAR, TIMM_RSB, TORCHVISION_V1, TORCHVISION_V2, EvalTransform, overridden,
@@ -140,9 +142,6 @@ def test_the_transform_is_plain_data_with_clear_errors():
 
 
 def test_the_layer_reloads_and_onnx_and_litert_carry_it(tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    from finetune.serving.runtimes import LiteRTModel
-
     inputs = keras.Input((None, None, 3), dtype="uint8", name="images")
     fitted = EvalResizeCrop(TORCHVISION_V2.to_dict(), (24, 24))(inputs)
     scaled = keras.layers.Rescaling(1 / 255.0)(fitted)
@@ -257,26 +256,31 @@ def resnet50_tv2(tmp_path_factory):
     """`zoo import resnet50 --weights tv2_in1k` through the tag's real path, offline: random weights
     of torchvision's ResNet-50 stand in the converted-weights cache where the conversion leaves them."""
     folder = tmp_path_factory.mktemp("resnet50_tv2")
+    photo = photos()["coffee_upright"][:380, :300]  # a portrait, neither side 224 or 232
+    path = folder / "photo.png"
+    Image.fromarray(photo).save(path)
+    cropped = _reference_crop(photo)
+    squashed = eval_transform.apply(photo, SQUASH_BILINEAR, (224, 224)).numpy()
+    inputs = preprocessing_layer(zoo.info("resnet50").weights["tv2_in1k"].preprocessing)(np.stack([cropped, squashed]))
     previous = os.environ.get("KERAS_HOME")
     os.environ["KERAS_HOME"] = str(folder / "keras_home")
     try:
         spec = zoo.info("resnet50")
         keras.utils.set_random_seed(0)
+        random = zoo.create("resnet50", variant="torchvision")
+        # random weights saturate the softmax; a classifier scaled to logits of spread 3 keeps them apart
+        classifier = random.get_layer("predictions")
+        logits = keras.Model(random.input, classifier.input)(inputs, training=False).numpy() @ classifier.kernel.numpy()
+        classifier.set_weights([classifier.kernel.numpy() * (3.0 / logits.std()), classifier.bias.numpy()])
         converted = converted_path(spec, "tv2_in1k")
         os.makedirs(os.path.dirname(converted))
-        save_legacy_weights(zoo.create("resnet50", variant="torchvision"), converted)
+        save_legacy_weights(random, converted)
         out = folder / "resnet50-tv2.keras"
         assert main(["import", "resnet50", "--weights", "tv2_in1k", "--out", str(out)]) == 0
     finally:
         os.environ.pop("KERAS_HOME") if previous is None else os.environ.__setitem__("KERAS_HOME", previous)
-    photo = photos()["coffee_upright"][:380, :300]  # a portrait, neither side 224 or 232
-    path = folder / "photo.png"
-    Image.fromarray(photo).save(path)
     loaded = load_model(out)
-    preprocess = preprocessing_layer(loaded.preprocessing)
-    cropped = _reference_crop(photo)
-    squashed = eval_transform.apply(photo, SQUASH_BILINEAR, (224, 224)).numpy()
-    expected = loaded.model(preprocess(np.stack([cropped, squashed])), training=False).numpy()
+    expected = loaded.model(inputs, training=False).numpy()
     assert np.abs(expected[0] - expected[1]).max() > 1e-3  # the squash would be told apart
     return out, path, loaded, expected[0]
 

@@ -19,7 +19,8 @@ The sources, as their own code does it:
 
 Resampling is PIL's (`ImagingResample`: a triangle or a Keys a=-0.5 cubic filter stretched by the
 downscaling factor when antialiasing, its weights normalized over the pixels inside the image),
-which torchvision's antialiased tensor resize also follows.
+which torchvision's antialiased tensor resize also follows; without antialiasing the same filter
+unstretched, which is OpenCV's bilinear `cv::resize` (half-pixel centres, edges clamped).
 """
 
 from __future__ import annotations

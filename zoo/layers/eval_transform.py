@@ -131,10 +131,13 @@ def apply(images, transform: EvalTransform, size, full_shape=None, offset=None):
     rows = _weights(height, resized_height, top, crop_height, transform, top_offset, shape[1])
     columns = _weights(width, resized_width, left, crop_width, transform, left_offset, shape[2])
     batch = shape[0]
-    # PIL's order on 8-bit images: the horizontal pass first, each pass rounded and clipped to pixels
+    # PIL's order on 8-bit images: the horizontal pass first, each pass rounded and clipped to pixels;
+    # OpenCV (the resize without antialiasing, Caffe's) keeps its sums between the passes
     # [N, H, W, C] -> [N*H*C, W] @ columns^T -> [N, H, C, crop W] -> [N*crop W*C, H] @ rows^T
     x = tf.reshape(tf.transpose(images, [0, 1, 3, 2]), [-1, shape[2]])
-    x = _to_pixels(tf.matmul(x, columns, transpose_b=True))
+    x = tf.matmul(x, columns, transpose_b=True)
+    if transform.antialias:
+        x = _to_pixels(x)
     x = tf.transpose(tf.reshape(x, [batch, shape[1], channels, crop_width]), [0, 3, 2, 1])
     x = _to_pixels(tf.matmul(tf.reshape(x, [-1, shape[1]]), rows, transpose_b=True))
     # static sizes in the reshape, not tf.ensure_shape, which LiteRT has no kernel for
