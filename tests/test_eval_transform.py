@@ -23,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import zoo  # noqa: E402
+from finetune import files  # noqa: E402
 from finetune.cli import main  # noqa: E402
 from finetune.data.pipeline import load_data  # noqa: E402
 from finetune.serving.export import export_model  # noqa: E402
@@ -36,7 +37,7 @@ from zoo.eval_transform import (  # noqa: E402
 from zoo.layers import EvalResizeCrop, eval_transform, preprocessing_layer  # noqa: E402
 from zoo.weights import catalogue  # noqa: E402
 from zoo.weights.download import cached_path  # noqa: E402
-from zoo.weights.files import save_legacy_weights  # noqa: E402
+from zoo.weights.files import WEIGHTS_METADATA, save_legacy_weights  # noqa: E402
 from zoo.weights.pretrained import converted_path  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eval_transforms"
@@ -184,6 +185,23 @@ def test_validation_and_test_streams_are_resized_and_cropped_and_training_is_not
     assert not {image.tobytes() for image in plain} & expected  # the default squashes, as before
     train = np.concatenate([images for images, _ in bundle.train])
     np.testing.assert_array_equal(train, np.concatenate([images for images, _ in squashed.train]))
+
+
+def test_zoo_evaluate_applies_the_model_s_transform_unless_told_otherwise(tmp_path, capsys):
+    root = _photo_folder(tmp_path / "data", [(40, 56), (56, 40), (45, 45)])
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "model.keras"
+    record = {"model": "lenet5", "class_names": ["a", "b"],
+              "evaluation": EvalTransform("shorter", resize_size=48, crop_size=32).to_dict()}
+    files.save_model_atomically(zoo.create("lenet5", num_classes=2, input_shape=(32, 32, 3)), path,
+                                {WEIGHTS_METADATA: json.dumps(record)})
+    outputs = {}
+    for flags in ([], ["--eval-resize", "none"]):
+        assert main(["evaluate", str(path), "--data", str(root), "--json", *flags]) == 0
+        outputs[tuple(flags)] = json.loads(capsys.readouterr().out)
+    assert outputs[()]["evaluated_with"] == "resize the shorter side to 48 (bilinear, antialiased), centre crop 32"
+    assert outputs[("--eval-resize", "none")]["evaluated_with"].startswith("resize to the input size")
+    assert outputs[()]["loss"] != outputs[("--eval-resize", "none")]["loss"]
 
 
 def test_a_run_from_a_tag_keeps_its_transform_and_a_user_can_change_it():
