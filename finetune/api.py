@@ -166,12 +166,14 @@ def caption(source, images, *, beam_width: int | None = None) -> list[str]:
 
 
 def evaluate(source, data: str | None = None, *, split: str = "validation", batch_size: int = 64,
-             max_examples: int | None = None) -> dict:
+             max_examples: int | None = None, eval_resize=None, eval_crop: float | None = None) -> dict:
     """Metrics of a trained model on a split of DATA (default: the run's own data and split):
-    loss, accuracy and top-5 accuracy for classifiers; BLEU-1..4 of greedy and beam search for
-    captioners."""
+    loss, accuracy and top-5 accuracy for classifiers, their images resized and cropped as the
+    model's weights were evaluated (or by eval_resize: N, NxN or "none"; eval_crop: crop_pct);
+    BLEU-1..4 of greedy and beam search for captioners."""
     if task_of(source) != CAPTIONING:
-        return evaluate_source(source, data=data, split=split, batch_size=batch_size, max_examples=max_examples)
+        return evaluate_source(source, data=data, split=split, batch_size=batch_size, max_examples=max_examples,
+                               eval_resize=eval_resize, eval_crop=eval_crop)
     config = CaptioningConfig.load(source) if Path(source).is_dir() else CaptioningConfig()
     bundle = load_captions(data if data is not None else config.data, image_size=config.image_size,
                            seed=config.seed, data_dir=config.data_dir, download=config.download,

@@ -22,7 +22,8 @@ from finetune.serving.loading import load_model  # noqa: E402
 from finetune.serving.predictor import load_predictor  # noqa: E402
 from zoo import imagenet  # noqa: E402
 from finetune.cli import main  # noqa: E402
-from zoo.layers import preprocessing_layer  # noqa: E402
+from zoo.eval_transform import SQUASH_BILINEAR  # noqa: E402
+from zoo.layers import eval_transform, preprocessing_layer  # noqa: E402
 from zoo.preprocessing import CAFFE  # noqa: E402
 
 # TensorFlow's command, from the environment the tests run in (which need not be on PATH)
@@ -148,7 +149,8 @@ def test_a_fresh_tensorflow_process_serves_what_keras_computes(run_folder, expor
     top = np.argsort(-expected, axis=1)[:, :2]
     assert served["classes"].astype(str).tolist() == [[CLASS_NAMES[i] for i in row] for row in top]
     np.testing.assert_allclose(served["scores"], np.take_along_axis(expected, top, axis=1), atol=1e-5)
-    resized = tf.image.resize(larger.astype("float32"), [SIZE, SIZE]).numpy()
+    # a run without pretrained weights: the whole image squashed to the input (zoo.eval_transform)
+    resized = eval_transform.apply(larger, SQUASH_BILINEAR, (SIZE, SIZE)).numpy()
     np.testing.assert_allclose(served["pixels"], keras_reference(run_folder, resized), atol=1e-5)
 
 

@@ -4,8 +4,8 @@
     >>> zoo.list_models("resnet*")
     >>> model = zoo.create("resnet50", num_classes=10, input_shape=(128, 128, 3))
 
-Layers, bottom up: `errors`, `preprocessing` and `registry` (specs and lookups, data only);
-`specs` (each family's registered specs and weight tags, data only); `layers` and `weights`
+Layers, bottom up: `errors`, `preprocessing`, `eval_transform` and `registry` (specs and lookups,
+data only); `specs` (each family's registered specs and weight tags, data only); `layers` and `weights`
 (files, readers, downloads, catalogues); `models` (one module per family: the architectures);
 `weights.converters` and `weights.pretrained` (other libraries' files laid out for the models'
 layers, tags downloaded, converted and cached); `factory` (`create`: a model, with or without weights).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zoo.errors import ZooError
-from zoo.registry import POOLING_CHOICES, ModelSpec, get_spec, resolve_input_shape
+from zoo.registry import POOLING_CHOICES, ModelSpec, get_spec, min_input_size, resolve_input_shape
 from zoo.weights.assign import assign
 from zoo.weights.pretrained import is_other_library_file, resolve, tag_of
 
@@ -52,9 +52,11 @@ def create(
                  include_top=include_top, pooling=pooling, options=options)
 
 
-def build(spec: ModelSpec, *, num_classes=None, input_shape=None, include_top=True, pooling=None, options=None):
-    """Builds a randomly initialized model from its spec (no weights loaded)."""
-    shape = resolve_input_shape(spec, input_shape, include_top)
+def build(spec: ModelSpec, *, num_classes=None, input_shape=None, include_top=True, pooling=None, options=None,
+          min_size=None):
+    """Builds a randomly initialized model from its spec (no weights loaded); `min_size`: the
+    smallest input side, where a weights tag's network takes smaller ones than the spec's."""
+    shape = resolve_input_shape(spec, input_shape, include_top, min_size)
     try:
         return spec.build_function()(
             input_shape=shape,
@@ -95,6 +97,7 @@ def create_with_weights(spec: ModelSpec, weights: str, *, num_classes, input_sha
         num_classes=num_classes or resolved.num_classes,
         input_shape=input_shape or resolved.input_shape,
         include_top=include_top, pooling=pooling, options={**options, **resolved.options},
+        min_size=min_input_size(spec, tag_of(spec, weights)),
     )
     assign(model, resolved.weight_file(model))
     return model

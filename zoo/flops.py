@@ -28,8 +28,9 @@ import keras
 from keras import layers
 
 from zoo.errors import ZooError
-from zoo.factory import create
+from zoo.factory import build, create
 from zoo.layers import LocalResponseNormalization
+from zoo.registry import get_spec, min_input_size
 
 try:  # Keras keeps its queue of variables to initialize in an internal module, with no public API
     from keras.src.backend.common import global_state
@@ -155,19 +156,29 @@ def breakdown(model) -> list[tuple[str, str, int]]:
             for layer, inputs, outputs in _nodes(model)]
 
 
-def shapes_only(name: str, **create_options):
+def shapes_only(name: str, tag: str | None = None, **create_options):
     """A registered model built from shapes only: its variables are never initialized, so it is
     cheap to build (vgg19 costs no 570 MB of random numbers) and good for counting, not running.
 
     Args:
         name: a registered model name.
+        tag: a weights tag: the network its weights need (its options, its smallest input), without them.
         create_options: what `zoo.create` takes (input_shape, num_classes, include_top, ...).
     """
+    def make():
+        if tag is None:
+            return create(name, **create_options)
+        spec, family_options = get_spec(name), dict(create_options)
+        shape_options = {key: family_options.pop(key) for key in ("num_classes", "input_shape", "include_top",
+                                                                   "pooling") if key in family_options}
+        options = {**spec.options, **family_options, **spec.weights[tag].options}
+        return build(spec, **shape_options, options=options, min_size=min_input_size(spec, tag))
+
     if global_state is None:
-        return create(name, **create_options)
+        return make()
     pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
     with keras.StatelessScope(initialize_variables=False):
-        model = create(name, **create_options)
+        model = make()
     # The scope queues the new variables for the next scope that initializes; unqueue them, or the
     # next symbolic call anywhere would allocate this model's weights after all.
     global_state.set_global_attribute("uninitialized_variables", pending)

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.eval_transform import SQUASH_BILINEAR, EvalTransform
 from zoo.preprocessing import Preprocessing
 
 POOLING_CHOICES = (None, "avg", "max")
@@ -50,11 +51,17 @@ class PretrainedWeights:
     top1: float | None = None  # published ImageNet validation accuracy, percent
     top5: float | None = None
     file_name: str | None = None  # the file's name in the Keras cache (default: the URL's)
+    # how the source resizes and crops images when it evaluates the weights (`zoo.eval_transform`)
+    evaluation: EvalTransform = SQUASH_BILINEAR
+    # the smallest input side the source's network takes, where it is not the model's (torchvision's
+    # AlexNet takes 63 where the paper's net needs 67); None: the model's `min_input_size`
+    min_input_size: int | None = None
 
     def summary(self) -> dict:
         """A plain-data description, as `zoo info` prints it."""
         return {"tag": self.tag, "source": self.source, "format": self.file_format, "top1": self.top1,
                 "top5": self.top5, "input": list(self.input_shape), "preprocessing": self.preprocessing.name,
+                "evaluation": self.evaluation.describe(*self.input_shape[:2]), "min_input_size": self.min_input_size,
                 "options": dict(self.options), "url": self.top_url}
 
 
@@ -145,12 +152,23 @@ def info(name: str) -> ModelSpec:
     return get_spec(name)
 
 
-def resolve_input_shape(spec: ModelSpec, input_shape, include_top: bool = True) -> tuple:
+def min_input_size(spec: ModelSpec, weights: str | None = None) -> int:
+    """The smallest input side of `spec`'s model, or of the network a weights tag of it builds."""
+    tag = weights.removeprefix(f"{spec.name}.") if isinstance(weights, str) else None
+    pretrained = spec.weights.get(tag) if tag else None
+    if pretrained is not None and pretrained.min_input_size is not None:
+        return pretrained.min_input_size
+    return spec.min_input_size
+
+
+def resolve_input_shape(spec: ModelSpec, input_shape, include_top: bool = True, min_size: int | None = None) -> tuple:
     """Checks a requested (height, width, channels) against what the model can take.
 
     Height and width may be None (any size, as keras.applications allows), except where the
-    classifier flattens a fixed-size feature map and the top is kept.
+    classifier flattens a fixed-size feature map and the top is kept. `min_size`: the smallest
+    side (default: the spec's; a weights tag may have its own, `min_input_size`).
     """
+    min_size = spec.min_input_size if min_size is None else min_size
     if input_shape is None:
         return tuple(spec.default_input_shape)
     if isinstance(input_shape, int):
@@ -166,9 +184,9 @@ def resolve_input_shape(spec: ModelSpec, input_shape, include_top: bool = True) 
     sides = [side for side in (height, width) if side is not None]
     if any(not isinstance(side, (int, np.integer)) or isinstance(side, bool) for side in sides):
         raise ZooError(f"input_shape must hold whole numbers (or None for any size), got {input_shape}")
-    if any(side < spec.min_input_size for side in sides):
+    if any(side < min_size for side in sides):
         raise ZooError(
-            f"{spec.name} needs inputs of at least {spec.min_input_size}x{spec.min_input_size}, "
+            f"{spec.name} needs inputs of at least {min_size}x{min_size}, "
             f"got {height}x{width}; use a larger --image-size"
         )
     if len(sides) < 2 and include_top and spec.fixed_size_top:

@@ -87,13 +87,20 @@ def info_command(name, as_json, no_summary, show_memory, batch_size, image_size,
     weights = zoo.info(name).weights
     if weights:
         click.echo()
-        rows = [[f"{zoo.info(name).name}.{tag}", each.source, _accuracy(each.top1), _accuracy(each.top5),
-                 _shape(each.input_shape), each.preprocessing.name, _options(each.options)]
+        spec = zoo.info(name)
+        rows = [[f"{spec.name}.{tag}", each.source, _accuracy(each.top1), _accuracy(each.top5),
+                 _shape(each.input_shape), each.evaluation.short(*each.input_shape[:2]),
+                 _side(each.min_input_size or spec.min_input_size), each.preprocessing.name, _options(each.options)]
                 for tag, each in weights.items()]
-        click.echo(_format_table(["weights", "source", "top-1", "top-5", "input", "preprocessing", "options"], rows))
+        click.echo(_format_table(["weights", "source", "top-1", "top-5", "input", "evaluated with", "min input",
+                                  "preprocessing", "options"], rows))
     if not no_summary:
         click.echo()
         click.echo(layer_tables.draw(layer_tables.stored(zoo.info(name).name)))
+
+
+def _side(side: int) -> str:
+    return f"{side}x{side}"
 
 
 def _accuracy(value) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from finetune.cli.app import cli
+from finetune.cli.training import evaluation_options
 
 # the kit's choices (`finetune.serving.portable.FORMATS`, `QUANTIZATIONS`), which a test keeps equal
 EXPORT_FORMATS = ("savedmodel", "onnx", "litert")
@@ -31,11 +32,14 @@ EXPORT_QUANTIZATIONS = ("none", "float16", "int8")
 @click.option("--no-top", is_flag=True, help="Leave out the classifier; the model ends at its features.")
 @click.option("--pooling", type=click.Choice(["avg", "max"]), help="With --no-top: pool the features to a vector.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .keras file to write.")
-def import_command(name, weights, num_classes, input_size, channels, no_top, pooling, out):
-    """Build model NAME with pretrained weights and save it as a .keras file."""
+@evaluation_options
+def import_command(name, weights, num_classes, input_size, channels, no_top, pooling, out, eval_resize, eval_crop):
+    """Build model NAME with pretrained weights and save it as a .keras file, with the record of
+    its weights (preprocessing, class names, evaluation transform) that predict and export apply."""
     from finetune.cli.jobs import serving  # the kit, and TensorFlow with it, load when the command runs
 
-    serving.import_weights(name, weights, num_classes, input_size, channels, no_top, pooling, out)
+    serving.import_weights(name, weights, num_classes, input_size, channels, no_top, pooling, out, eval_resize,
+                           eval_crop)
 
 
 @cli.command("export")

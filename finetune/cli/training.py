@@ -13,6 +13,19 @@ from zoo.registry import NORMALIZATIONS
 # the kit's choices (`finetune.data.augment.PRESETS`, `finetune.training.config`), which a test keeps equal
 AUGMENT_PRESETS = ("auto", "none", "affine", "light", "standard", "strong")
 
+EVAL_RESIZE_HELP = ("How validation, test and served images are resized before the centre crop to the input: N "
+                    "(the shorter side to N pixels), NxN (both sides, aspect not kept) or none (the whole image "
+                    "squashed to the input, no crop). Default: as the weights' source evaluates them (see `zoo "
+                    "info MODEL`; squash without pretrained weights).")
+EVAL_CROP_HELP = ("Instead of --eval-resize N: the centre crop's share of the resized image, in (0, 1] (timm's "
+                  "crop_pct: the shorter side resized to input / F).")
+
+
+def evaluation_options(function):
+    """--eval-resize and --eval-crop: the evaluation transform (`zoo.eval_transform`)."""
+    function = click.option("--eval-crop", type=float, help=EVAL_CROP_HELP)(function)
+    return click.option("--eval-resize", help=EVAL_RESIZE_HELP)(function)
+
 
 def training_options(function):
     """The options `zoo finetune`, `zoo lr-find`, `zoo doctor` and `zoo tune` share."""
@@ -71,7 +84,7 @@ def training_options(function):
     ]
     for option in reversed(options):
         function = option(function)
-    return function
+    return evaluation_options(function)
 
 
 @cli.command("finetune")
@@ -108,11 +121,14 @@ def finetune_command(model, out, resume, quiet, backbone, rnn, folds, **options)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--max-examples", type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def evaluate_command(source, data, split, batch_size, max_examples, as_json):
-    """Evaluate a run folder or a .keras file: loss, accuracy, top-5 accuracy (BLEU for a captioner)."""
+@evaluation_options
+def evaluate_command(source, data, split, batch_size, max_examples, as_json, eval_resize, eval_crop):
+    """Evaluate a run folder or a .keras file: loss, accuracy, top-5 accuracy (BLEU for a captioner).
+    Images are resized and cropped as the model's weights were evaluated, unless --eval-resize or
+    --eval-crop say otherwise."""
     from finetune.cli.jobs import training
 
-    training.evaluate(source, data, split, batch_size, max_examples, as_json)
+    training.evaluate(source, data, split, batch_size, max_examples, as_json, eval_resize, eval_crop)
 
 
 @cli.command("lr-find")

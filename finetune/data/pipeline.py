@@ -23,7 +23,8 @@ from finetune.data.source import (AUTOTUNE, Source, cap, carve_fold, carve_valid
 from finetune.data.specs import DataSpec, parse_spec, resolve_data_dir
 from finetune.data.tfds_sources import tfds_source
 from zoo.errors import ZooError
-from zoo.layers import preprocessing_layer
+from zoo.eval_transform import SQUASH, EvalTransform
+from zoo.layers import eval_transform, preprocessing_layer
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,11 @@ def labelled_spec(spec: str | None, labels) -> str | None:
     return spec
 
 
-def fit_image(image, image_size):
+def fit_image(image, image_size, evaluation: EvalTransform | None = None):
     """A decoded image converted to the model's channels (gray <-> RGB, alpha dropped) and resized
-    to (H, W), as uint8: cheap to cache and to shuffle, and exact for images already at size."""
+    to (H, W), as uint8: cheap to cache and to shuffle, and exact for images already at size.
+    With `evaluation`, resized and centre cropped by that transform (`zoo.layers.eval_transform`)
+    instead of squashed."""
     height, width, channels = image_size
     image = tf.convert_to_tensor(image)
     if image.shape.rank == 2:
@@ -71,15 +74,18 @@ def fit_image(image, image_size):
         image = tf.image.grayscale_to_rgb(image)
     if image.dtype != tf.uint8:
         image = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
-    if image.shape[0] != height or image.shape[1] != width:  # known only for fixed-size sources
+    if evaluation is not None:  # whole numbers in [0, 255] already
+        image = tf.cast(eval_transform.apply(image, evaluation, (height, width)), tf.uint8)
+    elif image.shape[0] != height or image.shape[1] != width:  # known only for fixed-size sources
         resized = tf.image.resize(image, (height, width), antialias=True)
         image = tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
     return tf.ensure_shape(image, (height, width, channels))
 
 
-def decode_items(source: Source, items: tf.data.Dataset, image_size) -> tf.data.Dataset:
+def decode_items(source: Source, items: tf.data.Dataset, image_size,
+                 evaluation: EvalTransform | None = None) -> tf.data.Dataset:
     """(item, target) -> (uint8 image fitted to `image_size`, target), decoding in parallel."""
-    fitted = items.map(lambda item, target: (fit_image(source.decode(item), image_size), target),
+    fitted = items.map(lambda item, target: (fit_image(source.decode(item), image_size, evaluation), target),
                        num_parallel_calls=AUTOTUNE)
     if source.files:
         # A last guard for files changed since they were checked. Only there: over a stream whose
@@ -188,7 +194,8 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
               validation_fraction: float = 0.2, seed: int = 0, data_dir: str | None = None, download: bool = True,
               cache: bool | None = None, drop_remainder: bool = False, shuffle_buffer: int = 10000,
               max_examples: int | None = None, label_mode: str = "int", labels=None, folds: int | None = None,
-              fold: int | None = None, balance: str | None = None) -> DataBundle:
+              fold: int | None = None, balance: str | None = None,
+              evaluation: EvalTransform | None = None) -> DataBundle:
     """Resolves `spec` and returns batched train/validation/test streams sized for a model.
 
     Args:
@@ -215,6 +222,9 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         balance: None, or the class balance of training epochs: "oversample" (epochs as long as
             the training split, each class drawn equally often, rare ones repeated) or
             "undersample" (epochs of as many examples of each class as the rarest has).
+        evaluation: how validation and test images are resized and cropped to the input (the
+            evaluation transform of the weights' source, `zoo.eval_transform`); None, or a squash,
+            resizes them as training images are before augmentation (`fit_image`).
     """
     if label_mode not in LABEL_MODES:
         raise ZooError(f"label_mode must be 'int' or 'categorical', not {label_mode!r}")
@@ -238,8 +248,11 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
     num_classes = len(source.class_names)
     normalize = preprocessing_layer(preprocessing.for_channels(image_size[-1])) if preprocessing is not None else None
 
-    def decoded(items):
-        return decode_items(source, items, image_size)
+    if evaluation is not None and evaluation.resize_mode == SQUASH:
+        evaluation = None
+
+    def decoded(items, role="train"):
+        return decode_items(source, items, image_size, None if role == "train" else evaluation)
 
     def finish(images, training):
         def to_model(batch_images, labels):
@@ -261,9 +274,9 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
 
     def decoded_and_shuffled(items, role, training):
         if cache:
-            images = decoded(items).cache()
+            images = decoded(items, role).cache()
             return shuffled(images, role) if training else images
-        return decoded(shuffled(items, role) if training else items)  # shuffle paths or bytes, not pixels
+        return decoded(shuffled(items, role) if training else items, role)  # shuffle paths or bytes, not pixels
 
     streams = {}
     epoch_size = source.sizes["train"]

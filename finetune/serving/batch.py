@@ -27,7 +27,8 @@ def load_source(config: FinetuneConfig) -> LoadedModel:
     model = zoo.create(config.model, weights=config.weights, **config.model_options)
     preprocessing = weights_preprocessing(spec, config.weights, config.model_options).for_channels(model.input_shape[-1])
     warnings: list[str] = []
-    return LoadedModel(model, preprocessing, default_class_names(model.output_shape[-1], warnings), "", warnings)
+    return LoadedModel(model, preprocessing, default_class_names(model.output_shape[-1], warnings), "", warnings,
+                       config.evaluation_transform())
 
 
 def predict_data(config: FinetuneConfig, out=None, top_k: int | None = None) -> list[dict]:
@@ -39,7 +40,7 @@ def predict_data(config: FinetuneConfig, out=None, top_k: int | None = None) -> 
                        preprocessing=loaded.preprocessing, seed=config.seed,
                        validation_fraction=config.validation_fraction, data_dir=config.data_dir,
                        download=config.download, max_examples=config.max_examples, shuffle_buffer=0,
-                       labels=config.labels)
+                       labels=config.labels, evaluation=loaded.evaluation)
     split, dataset = ("test", bundle.test) if bundle.test is not None else ("validation", bundle.validation)
     rows = []
     for images, labels in dataset:

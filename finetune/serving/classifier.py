@@ -7,7 +7,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from finetune.serving.loading import LoadedModel
-from zoo.layers import preprocessing_layer
+from zoo.eval_transform import EvalTransform
+from zoo.layers import eval_transform, preprocessing_layer
 
 
 class Classifier:
@@ -15,7 +16,8 @@ class Classifier:
     probabilities and all probabilities out.
 
     Encoded images (JPEG, PNG, GIF, BMP, WebP) are decoded as RGB and converted to the model's
-    channels; every image is resized (bilinear) to the model's input, then preprocessed in the graph.
+    channels; every image is resized and cropped to the model's input by the model's evaluation
+    transform (`zoo.layers.eval_transform`: its weights' source's, or the squash), then preprocessed.
     """
 
     def __init__(self, loaded: LoadedModel, top_k: int = 5, class_table=None):
@@ -23,6 +25,7 @@ class Classifier:
         self.model = loaded.model
         self.preprocess = preprocessing_layer(loaded.preprocessing)
         self.height, self.width, self.channels = loaded.input_shape
+        self.evaluation = loaded.evaluation
         self.top_k = max(1, min(int(top_k), len(loaded.class_names)))
         self.class_table = class_table or class_name_table(loaded.class_names)
 
@@ -39,11 +42,12 @@ class Classifier:
         return self._classify(pixels)
 
     def classify_pixels(self, images):
-        """A batch of uint8 images of one size (N, height, width, channels) -> classes, scores, probabilities."""
-        return self._classify(tf.image.resize(tf.cast(images, tf.float32), [self.height, self.width]))
+        """A batch of uint8 images of one size (N, any height, any width, channels) -> classes, scores,
+        probabilities."""
+        return self._classify(eval_transform.apply(images, self.evaluation, (self.height, self.width)))
 
     def _decode(self, encoded):
-        return decode_image(encoded, (self.height, self.width, self.channels))
+        return decode_image(encoded, (self.height, self.width, self.channels), self.evaluation)
 
     def _classify(self, pixels):
         probabilities = tf.cast(self.model(self.preprocess(pixels), training=False), tf.float32)
@@ -52,12 +56,13 @@ class Classifier:
         return {"classes": classes, "scores": scores, "probabilities": probabilities}
 
 
-def decode_image(encoded, input_shape):
+def decode_image(encoded, input_shape, evaluation: EvalTransform):
     """One encoded image file -> float32 pixels in [0, 255] at `input_shape` (height, width,
-    channels): decoded as RGB, resized (bilinear), converted to gray for one channel."""
+    channels): decoded as RGB, resized and cropped by `evaluation`, converted to gray for one channel."""
     height, width, channels = input_shape
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image = tf.image.resize(tf.cast(image, tf.float32), [height, width])
+    image.set_shape([None, None, 3])
+    image = eval_transform.apply(image, evaluation, (height, width))
     if channels == 1:
         image = tf.image.rgb_to_grayscale(image)
     return tf.ensure_shape(image, [height, width, channels])

@@ -10,6 +10,8 @@ Layout, as TF Serving expects it (``--model_base_path=BASE/NAME``)::
 Signatures:
 - ``serving_default``: ``images`` tf.string [N] (encoded JPEG/PNG/GIF/BMP/WebP files, any sizes);
 - ``serve_pixels``: ``images`` uint8 [N, height, width, channels] (any one size per batch);
+both resize and crop each image to the model's input by its evaluation transform (the resize and
+centre crop its weights' source evaluates with, `zoo.layers.eval_transform`);
 both return ``classes`` (string [N, k]), ``scores`` (float32 [N, k]) and ``probabilities`` (float32
 [N, classes]). TF Serving ignores ``assets.extra/`` and any folder whose name is not a number, so
 a version is written to a hidden sibling folder and renamed into place when complete
@@ -56,7 +58,8 @@ def write_saved_model(loaded, directory: Path, top_k: int) -> None:
     shutil.copyfile(loaded.keras_path, directory / files.EXPORT_KERAS_COPY)
     write_metadata(directory, {
         "task": "classification", "model": loaded.model.name, "input_shape": list(loaded.input_shape),
-        "preprocessing": loaded.preprocessing.to_dict(), "num_classes": len(loaded.class_names),
+        "preprocessing": loaded.preprocessing.to_dict(), "evaluation": loaded.evaluation.to_dict(),
+        "num_classes": len(loaded.class_names),
         "top_k": classifier.top_k, "source": str(Path(loaded.keras_path).resolve()),
     })
 

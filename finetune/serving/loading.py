@@ -7,7 +7,10 @@
   names from a labels file, else ImageNet's for 1000 outputs when Keras's class index is cached,
   else ``class_0, class_1, ...``;
 - a run folder: ``config.json`` and/or ``classes.json`` (``model``, ``input_shape``, ``class_names``,
-  ``preprocessing``) beside ``best.keras`` (or ``last.keras``).
+  ``preprocessing``, ``evaluation``) beside ``best.keras`` (or ``last.keras``).
+The evaluation transform (resize and crop, `zoo.eval_transform`) comes from the same records: the
+weights' source's for an imported tag or a run fine-tuned from one; the squash of the whole image
+to the input where they say nothing (runs from before it was recorded, files from elsewhere).
 Models trained with mixed precision load computing in float32 (`float32_model`).
 """
 
@@ -25,6 +28,7 @@ from finetune.serving.staging import find_saved_model
 from finetune.training.precision import float32_model
 from zoo import imagenet, registry
 from zoo.errors import ZooError
+from zoo.eval_transform import SQUASH_BILINEAR, EvalTransform
 from zoo.preprocessing import Preprocessing
 from zoo.weights.files import load_model_file, read_keras_metadata
 from zoo.weights.pretrained import preprocessing_from_dict
@@ -45,6 +49,7 @@ class LoadedModel:
     class_names: list[str]
     keras_path: str  # the .keras file it was loaded from
     warnings: list[str] = dataclasses.field(default_factory=list)
+    evaluation: EvalTransform = SQUASH_BILINEAR  # how an image of any size becomes its input
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -152,6 +157,7 @@ def load_model(source, labels=None) -> LoadedModel:
                                           for key, value in metadata["preprocessing"].items()})
                          if "preprocessing" in metadata else _preprocessing_from_spec(model, warnings))
         class_names = metadata.get("class_names")
+        evaluation = metadata.get("evaluation")
     elif source.suffix == ".keras":
         keras_path = str(source)
         model = float32_model(load_model_file(keras_path))
@@ -159,6 +165,7 @@ def load_model(source, labels=None) -> LoadedModel:
         preprocessing = (preprocessing_from_dict(record["preprocessing"]).for_channels(int(model.input_shape[-1]))
                          if record.get("preprocessing") else _preprocessing_from_spec(model, warnings))
         class_names = record.get("class_names") if isinstance(record.get("class_names"), list) else None
+        evaluation = record.get("evaluation")
     else:
         raise _not_a_model(source)
     num_classes = _output_size(model, source)
@@ -170,7 +177,8 @@ def load_model(source, labels=None) -> LoadedModel:
         raise ZooError(f"{source} has {num_classes} outputs but {len(class_names)} class names were given")
     for warning in warnings:
         logger.warning(warning)
-    return LoadedModel(model, preprocessing, [str(name) for name in class_names], keras_path, warnings)
+    return LoadedModel(model, preprocessing, [str(name) for name in class_names], keras_path, warnings,
+                       EvalTransform.from_dict(evaluation) if evaluation else SQUASH_BILINEAR)
 
 
 CLASSIFICATION, CAPTIONING = "classification", "captioning"

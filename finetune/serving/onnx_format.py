@@ -32,6 +32,7 @@ except ImportError:
 TF2ONNX_INSTALLED = importlib.util.find_spec("tf2onnx") is not None  # Keras converts through it
 
 BATCH_DIMENSION = "batch"
+IMAGE_DIMENSIONS = ("height", "width")
 CALIBRATION_BATCH = 32
 
 
@@ -72,11 +73,14 @@ def convert(model, input_signature, quantize: str = "none", calibration: np.ndar
 
 
 def _name_batch_dimension(model) -> None:
-    """tf2onnx names the dynamic batch dimension `unk__N`; callers read `batch` better."""
-    for value in (*model.graph.input, *model.graph.output):
-        first = value.type.tensor_type.shape.dim[0]
-        if first.HasField("dim_param") or not first.HasField("dim_value"):
-            first.dim_param = BATCH_DIMENSION
+    """tf2onnx names the dynamic dimensions `unk__N`; callers read `batch` (and the input's
+    `height` and `width`, any size) better."""
+    named = [(value, (BATCH_DIMENSION, *IMAGE_DIMENSIONS)) for value in model.graph.input]
+    named += [(value, (BATCH_DIMENSION,)) for value in model.graph.output]
+    for value, names in named:
+        for dimension, name in zip(value.type.tensor_type.shape.dim, names):
+            if dimension.HasField("dim_param") or not dimension.HasField("dim_value"):
+                dimension.dim_param = name
 
 
 def _quantize_int8(path: Path, scratch: Path, calibration: np.ndarray):

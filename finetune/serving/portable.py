@@ -65,7 +65,10 @@ def export_portable(source, base_dir, export_format: str, quantize: str = "none"
     check_names_fit_labels_file(loaded.class_names)
     validation = calibration = None
     if quantize != "none":  # before converting: a missing data spec should not cost a conversion
-        bundle = load_run_data(source, loaded.input_shape, data=data, required=True, shuffle_training=True)
+        # the validation images up to the crop, which the export's own evaluation transform then makes
+        pre_crop, (height, width) = loaded.evaluation.before_crop(*loaded.input_shape[:2])
+        bundle = load_run_data(source, (height, width, loaded.input_shape[-1]), data=data, required=True,
+                               shuffle_training=True, evaluation=pre_crop)
         check_class_names(bundle.class_names, loaded.class_names, bundle.description.split(" (")[0], str(source))
         validation = bundle.validation
         if quantize == "int8":
@@ -119,9 +122,11 @@ def summary_lines(metadata: dict) -> list[str]:
     """What `zoo export` prints about an ONNX or LiteRT export (its zoo.json): input and output,
     size and, when quantized, the accuracy it keeps."""
     export_format, quantize, report = metadata["format"], metadata["quantize"], metadata.get("report", {})
-    dimensions = ", ".join(str(dimension) for dimension in metadata["input"]["shape"][1:])
+    dimensions = ", ".join("any" if dimension is None else str(dimension) for dimension in metadata["input"]["shape"][1:])
     lines = [f"  {MODEL_FILES[export_format]}: images (uint8 [N, {dimensions}]) -> probabilities "
              f"(float32 [N, {len(metadata['class_names'])}]); class names in {files.LABELS}"]
+    if "evaluation_description" in metadata:
+        lines.append(f"  each image: {metadata['evaluation_description']}, inside the model")
     if "size_bytes" in report:
         kind = "float32" if quantize == "none" else quantize
         lines.append(f"  size: {report['size_bytes'] / 2**20:.2f} MiB ({kind}); the float32 weights: "

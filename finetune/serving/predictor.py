@@ -16,6 +16,7 @@ from finetune.serving.loading import default_class_names, load_model, read_label
 from finetune.serving.runtimes import find_portable_model, open_model
 from finetune.serving.staging import find_saved_model
 from zoo.errors import ZooError
+from zoo.eval_transform import SQUASH_BILINEAR
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +108,10 @@ def _check_class_count(source, num_classes: int | None, class_names: list[str]) 
 
 
 def _portable_predictor(path: Path, export_format: str, labels=None) -> Predictor:
-    """An ONNX or LiteRT model run in its runtime on images decoded and resized here, as the uint8
-    pixels it takes. Class names: `labels`, else labels.txt beside it, else the model's metadata."""
+    """An ONNX or LiteRT model run in its runtime on images decoded here, as the uint8 pixels it
+    takes: each at its own size, which the model resizes and crops itself (or, for an export made
+    before it did, squashed to its fixed input size). Class names: `labels`, else labels.txt beside
+    it, else the model's metadata."""
     runtime = open_model(path, export_format)
     warnings: list[str] = []
     if labels is not None:
@@ -124,19 +127,31 @@ def _portable_predictor(path: Path, export_format: str, labels=None) -> Predicto
     for warning in warnings:
         logger.warning(warning)
     _check_class_count(path, runtime.num_classes, class_names)
-    input_shape = tuple(int(dimension) for dimension in runtime.input_shape)
-    decode = tf.function(lambda images: decoded_pixels(images, input_shape))
+    channels = runtime.input_shape[-1]
+    if None not in runtime.input_shape:  # a fixed input: squash every image to it, as such exports expected
+        input_shape = tuple(runtime.input_shape)
+        decode = tf.function(lambda images: decoded_pixels(images, input_shape))
 
-    def probabilities_of(images):
-        return runtime.probabilities(decode(images).numpy())
+        def probabilities_of(images):
+            return runtime.probabilities(decode(images).numpy())
+    else:
+        def probabilities_of(images):
+            return np.concatenate([runtime.probabilities(decode_whole(image, channels)[np.newaxis])
+                                   for image in images.numpy()])
 
     return Predictor(probabilities_of, class_names, str(path), warnings)
 
 
+def decode_whole(encoded: bytes, channels: int) -> np.ndarray:
+    """One encoded image file -> uint8 pixels [height, width, channels] at its own size."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    return (tf.image.rgb_to_grayscale(image) if channels == 1 else image).numpy()
+
+
 def decoded_pixels(images, input_shape):
-    """Encoded image files (tf.string [N]) -> uint8 pixels [N, *input_shape], as ONNX and LiteRT
-    exports take them (decoded and resized as the SavedModel's serving_default does it, then rounded)."""
+    """Encoded image files (tf.string [N]) -> uint8 pixels [N, *input_shape], squashed to the size
+    of a fixed-input export (decoded and resized as the SavedModel's serving_default squashes them)."""
     def one(encoded):
-        return tf.cast(tf.round(tf.clip_by_value(decode_image(encoded, input_shape), 0, 255)), tf.uint8)
+        return tf.cast(decode_image(encoded, input_shape, SQUASH_BILINEAR), tf.uint8)
 
     return tf.map_fn(one, images, fn_output_signature=tf.TensorSpec(input_shape, tf.uint8))

@@ -30,7 +30,7 @@ def run_settings(source) -> dict | None:
 
 def load_run_data(source, image_size, *, data=None, preprocessing=None, batch_size: int = 64,
                   max_examples: int | None = None, required: bool = False,
-                  shuffle_training: bool = False) -> DataBundle:
+                  shuffle_training: bool = False, evaluation=None) -> DataBundle:
     """The run's own data (or `data`), split as the run split it; validation and test in order.
 
     Args:
@@ -43,6 +43,7 @@ def load_run_data(source, image_size, *, data=None, preprocessing=None, batch_si
             run names the data.
         shuffle_training: shuffle the training split by the run's seed (folders list their
             images class by class, so its first images are all of one class).
+        evaluation: how validation and test images are resized and cropped (`load_data`).
     """
     settings = run_settings(source)
     if settings is None:
@@ -56,7 +57,7 @@ def load_run_data(source, image_size, *, data=None, preprocessing=None, batch_si
         download=settings.get("download", True), labels=settings.get("labels") if data is None else None,
         folds=settings.get("folds") if data is None else None, fold=settings.get("fold") if data is None else None,
         max_examples=max_examples if max_examples is not None else settings.get("max_examples"),
-        **({} if shuffle_training else {"shuffle_buffer": 0}))
+        evaluation=evaluation, **({} if shuffle_training else {"shuffle_buffer": 0}))
 
 
 def first_pixels(batches, count: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """ONNX and LiteRT exports run in their own runtimes: ONNX Runtime and the LiteRT interpreter.
 
-Both take what the kit's exports take (uint8 NHWC pixels at the model's size, any batch size) and
+Both take what the kit's exports take (uint8 NHWC pixels, any batch size; of any one size per
+batch, or at the model's size for exports made before they carried their resize and crop) and
 give back float32 probabilities, so predict, the export's quantization report and the benchmarks
 run an export exactly as a user's server would.
 """
@@ -57,7 +58,8 @@ class OnnxRuntimeModel:
         except Exception as error:  # onnxruntime raises its own untyped errors for unreadable models
             raise ZooError(f"ONNX Runtime cannot load {_name(model)}: {error}") from None
         self._input = self.session.get_inputs()[0]
-        self.input_shape = tuple(self._input.shape[1:])
+        # (height, width, channels); None for a dimension of any size
+        self.input_shape = tuple(dim if isinstance(dim, int) else None for dim in self._input.shape[1:])
         classes = self.session.get_outputs()[0].shape[-1]
         self.num_classes = classes if isinstance(classes, int) else None
         self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map)
@@ -94,7 +96,7 @@ class LiteRTModel:
         self._input_name = signatures[key]["inputs"][0]
         self._output_name = signatures[key]["outputs"][0]
         details = self._runner.get_input_details()[self._input_name]
-        self.input_shape = tuple(int(dim) for dim in details["shape"][1:])
+        self.input_shape = tuple(int(dim) if dim >= 0 else None for dim in details["shape_signature"][1:])
         self._dynamic_batch = int(details["shape_signature"][0]) == -1
         self.num_classes = int(self._runner.get_output_details()[self._output_name]["shape"][-1])
         self.metadata = metadata or {}

@@ -157,7 +157,8 @@ def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose
         if not resume:
             folder.write_json(files.CLASSES, {
                 "model": config.model, "class_names": class_names, "input_shape": list(shape),
-                "preprocessing": preprocessing_for(config, shape[-1]).to_dict()})
+                "preprocessing": preprocessing_for(config, shape[-1]).to_dict(),
+                "evaluation": config.evaluation_transform().to_dict()})
 
     train_size = bundle.sizes["train"]
     steps_per_epoch = max((train_size // global_batch) if tpu else -(-train_size // global_batch), 1)

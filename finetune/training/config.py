@@ -13,7 +13,10 @@ from finetune import files
 from finetune.data.augment import FLAGS, PRESETS
 from finetune.data.pipeline import BALANCE_MODES
 from zoo.errors import ZooError
+from zoo.eval_transform import EvalTransform, overridden
 from zoo.flops import shapes_only
+from zoo.registry import min_input_size
+from zoo.weights.pretrained import tag_of, weights_evaluation
 
 MODES = ("predict", "head", "full")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -77,6 +80,8 @@ class RunSettings:
 
     TASK: ClassVar[str]
     RESUMABLE: ClassVar[frozenset] = frozenset()
+    # what to_dict() records beside the settings, derived from them (read back, it is left out)
+    DERIVED: ClassVar[frozenset] = frozenset()
 
     def validate(self):
         return self
@@ -111,7 +116,7 @@ class RunSettings:
 
     @classmethod
     def from_dict(cls, values: dict):
-        values = dict(values)
+        values = {key: value for key, value in values.items() if key not in cls.DERIVED}
         task = values.pop("task", cls.TASK)
         if task != cls.TASK:
             command = TASK_COMMANDS.get(task)
@@ -149,6 +154,7 @@ class FinetuneConfig(RunSettings):
     # what a resumed run may change: how long it runs, and where its data is read from
     RESUMABLE: ClassVar[frozenset] = frozenset({"epochs", "early_stopping", "data_dir", "download", "cache",
                                                 "diagnostics"})
+    DERIVED: ClassVar[frozenset] = frozenset({"evaluation"})
 
     model: str = "lenet5"
     data: str | None = None  # a data spec (see finetune.data); None: the built-in shapes
@@ -184,6 +190,11 @@ class FinetuneConfig(RunSettings):
     mixup: float = 0.0
     cutmix: float = 0.0
     cache_features: bool = True  # head mode without augmentation: backbone features computed once
+    # how validation, test and served images are resized and cropped (`evaluation_transform`): by
+    # default as the weights' source evaluates them; "none" squashes the whole image to the input,
+    # N resizes its shorter side to N and NxN both sides, then the input is cropped from the centre
+    eval_resize: int | str | None = None
+    eval_crop: float | None = None  # instead of eval_resize: the crop's share of the resized image (timm's crop_pct)
 
     validation_fraction: float = 0.2
     folds: int | None = None  # k-fold cross-validation (finetune.practice.folds): this run validates
@@ -215,6 +226,17 @@ class FinetuneConfig(RunSettings):
             return self.augment
         return "affine" if self.mode == "full" else "none"
 
+    def evaluation_transform(self) -> EvalTransform:
+        """How the run's validation, test and served images are resized and cropped: the weights'
+        source's transform (a tag's, or one a `.keras` file records; the squash otherwise), with
+        eval_resize / eval_crop applied."""
+        base = weights_evaluation(zoo.info(self.model), self.weights, self.model_options)
+        return overridden(base, self.eval_resize, self.eval_crop, input_side=self.input_shape()[0])
+
+    def to_dict(self) -> dict:
+        """The settings, and the evaluation transform they come to (recorded for the run's readers)."""
+        return {**super().to_dict(), "evaluation": self.evaluation_transform().to_dict()}
+
     def validate(self) -> "FinetuneConfig":
         """Checks every setting (types, ranges, the model and its options, weights, augmentation),
         so that a bad value fails before any folder is made or any data is read."""
@@ -224,8 +246,9 @@ class FinetuneConfig(RunSettings):
         spec = zoo.info(require_text("model", self.model))
         whole("epochs", self.epochs, 1)
         whole("batch_size", self.batch_size, 1)
-        whole("image_size", self.image_size, spec.min_input_size, optional=True,
-              hint=f"{spec.name} takes at least {spec.min_input_size}x{spec.min_input_size}")
+        smallest = min_input_size(spec, self.weights)
+        whole("image_size", self.image_size, smallest, optional=True,
+              hint=f"{spec.name} takes at least {smallest}x{smallest}")
         choice("channels", self.channels, (1, 3, None))
         number("lr", self.lr, 0, None, low_open=True)
         number("momentum", self.momentum, 0, 1, high_open=True)
@@ -277,6 +300,9 @@ class FinetuneConfig(RunSettings):
             tags = ", ".join(spec.weights) or "none"
             raise ZooError(f"--weights {self.weights}: no such file, and {spec.name} has no weights of that name "
                            f"(its tags: {tags})")
+        if isinstance(self.eval_resize, bool) or not isinstance(self.eval_resize, (int, str, type(None))):
+            raise ZooError(f"--eval-resize takes N, NxN or none, not {self.eval_resize!r}")
+        self.evaluation_transform()  # a bad --eval-resize or --eval-crop fails here
         if self.mode == "predict" and self.weights is None:
             raise ZooError("--mode predict classifies with trained weights: pass --weights (a tag such as imagenet, "
                            "a .keras file or a run folder)")
@@ -296,4 +322,5 @@ def check_buildable(config: FinetuneConfig) -> None:
     of range, or an input its layers cannot take, fails here rather than after data is read."""
     if config.mode == "predict":
         return
-    shapes_only(config.model, num_classes=2, input_shape=config.input_shape(), **config.model_options)
+    tag = tag_of(zoo.info(config.model), config.weights) if config.weights else None
+    shapes_only(config.model, num_classes=2, input_shape=config.input_shape(), tag=tag, **config.model_options)

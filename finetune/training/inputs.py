@@ -1,5 +1,6 @@
 """A classifier's data as a fine-tuning config asks for it: decoded and sized for the model,
-augmented in training, with the preprocessing of the model's weights."""
+augmented in training, resized and cropped in validation and test as the weights' source evaluates
+them, with the preprocessing of the model's weights."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def load(config: FinetuneConfig, global_batch: int, drop_remainder: bool):
         download=config.download, cache=config.cache, drop_remainder=drop_remainder,
         max_examples=config.max_examples, label_mode="categorical" if uses_one_hot(config) else "int",
         shuffle_buffer=10_000 if config.shuffle else 0, labels=config.labels, folds=config.folds, fold=config.fold,
-        balance=config.balance,
+        balance=config.balance, evaluation=config.evaluation_transform(),
     )
     if bundle.num_classes < 2:
         raise ZooError(f"{bundle.description}: at least two classes are needed to train a classifier")

@@ -1,9 +1,10 @@
 """Custom layers of the zoo, registered for `.keras` files loaded with safe_mode=True."""
 
+from zoo.layers.eval_transform import EvalResizeCrop
 from zoo.layers.lrn import LocalResponseNormalization
 from zoo.layers.normalization import FrozenBatchNormalization
 from zoo.layers.pooling import CeilModeMaxPooling2D
 from zoo.layers.preprocessing import ImagePreprocessing, preprocessing_layer
 
-__all__ = ["CeilModeMaxPooling2D", "FrozenBatchNormalization", "ImagePreprocessing", "LocalResponseNormalization",
+__all__ = ["CeilModeMaxPooling2D", "EvalResizeCrop", "FrozenBatchNormalization", "ImagePreprocessing", "LocalResponseNormalization",
            "preprocessing_layer"]

@@ -91,4 +91,4 @@ def fetch_pretrained(pretrained, include_top: bool) -> str:
     if url is None:
         top = "with" if include_top else "without"
         raise ZooError(f"the {pretrained.tag} weights have no file {top} the classifier top")
-    return fetch_keras_file(url, file_hash, f"{pretrained.tag} weights file")
+    return fetch_keras_file(url, file_hash, f"{pretrained.tag} weights file", pretrained.file_name)

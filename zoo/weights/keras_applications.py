@@ -7,6 +7,7 @@ modules); the files are legacy HDF5 weights keyed by layer name, read by `zoo.we
 
 from __future__ import annotations
 
+from zoo.eval_transform import SQUASH_BILINEAR
 from zoo.preprocessing import CAFFE, TF_SYMMETRIC
 from zoo.registry import PretrainedWeights
 
@@ -57,5 +58,7 @@ def imagenet_weights(model_name: str) -> dict[str, PretrainedWeights]:
             notop_url=file_url(model_name, False), notop_hash=notop_hash,
             class_names="imagenet",
             top1=top1, top5=top5,
+            # keras.applications publishes no evaluation protocol: the whole image resized to the input
+            evaluation=SQUASH_BILINEAR,
         )
     }

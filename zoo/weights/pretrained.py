@@ -18,6 +18,7 @@ import tempfile
 from typing import Callable
 
 from zoo.errors import ZooError
+from zoo.eval_transform import SQUASH_BILINEAR, EvalTransform
 from zoo.preprocessing import Preprocessing
 from zoo.weights.assign import assign
 from zoo.weights.converters import convert_source, converter_for, source_options
@@ -41,12 +42,14 @@ class ResolvedWeights:
     class_names: object  # "imagenet", a list of names, or None
     source: str | None
     weight_file: Callable[[object], WeightFile]  # the built model -> its arrays
+    evaluation: EvalTransform | None = None  # how the source evaluates them; None: unknown (a bare file)
 
     def record(self, model_name: str) -> dict:
         """What a `.keras` file of the model keeps of its weights (zoo.weights.files.WEIGHTS_METADATA)."""
         return {"model": model_name, "weights": self.name, "source": self.source, "options": self.options,
                 "preprocessing": self.preprocessing.to_dict() if self.preprocessing else None,
-                "class_names": self.class_names}
+                "class_names": self.class_names,
+                "evaluation": self.evaluation.to_dict() if self.evaluation else None}
 
 
 def converted_path(spec, tag: str) -> str:
@@ -85,7 +88,7 @@ def _resolve_tag(spec, tag: str, include_top: bool, build_reference) -> Resolved
     pretrained = spec.weights[tag]
     common = dict(name=f"{spec.name}.{tag}", options=dict(pretrained.options), num_classes=pretrained.num_classes,
                   input_shape=pretrained.input_shape, preprocessing=pretrained.preprocessing,
-                  class_names=pretrained.class_names, source=pretrained.source)
+                  class_names=pretrained.class_names, source=pretrained.source, evaluation=pretrained.evaluation)
     if pretrained.file_format == "keras":
         weight_file = read_weight_file(fetch_pretrained(pretrained, include_top))
         common.update(num_classes=weight_file.num_classes or pretrained.num_classes,
@@ -117,11 +120,12 @@ def _resolve_keras_file(spec, path: str) -> ResolvedWeights:
     weight_file = read_weight_file(path)
     record = read_keras_metadata(path) if kind_of(path) == KERAS_MODEL else None
     record = record if record and record.get("model") == spec.name else {}
-    preprocessing = record.get("preprocessing")
+    preprocessing, evaluation = record.get("preprocessing"), record.get("evaluation")
     return ResolvedWeights(
         name=path, options=dict(record.get("options") or {}), num_classes=weight_file.num_classes,
         input_shape=weight_file.input_shape, preprocessing=preprocessing_from_dict(preprocessing) if preprocessing else None,
         class_names=record.get("class_names"), source=record.get("source"), weight_file=lambda model: weight_file,
+        evaluation=EvalTransform.from_dict(evaluation) if evaluation else None,
     )
 
 
@@ -175,7 +179,7 @@ def describe(spec, weights: str, given: dict | None = None) -> dict:
         pretrained = spec.weights[tag_of(spec, weights)]
         return ResolvedWeights(f"{spec.name}.{pretrained.tag}", dict(pretrained.options), pretrained.num_classes,
                                pretrained.input_shape, pretrained.preprocessing, pretrained.class_names,
-                               pretrained.source, weight_file=None).record(spec.name)
+                               pretrained.source, weight_file=None, evaluation=pretrained.evaluation).record(spec.name)
     if looks_like_path(weights) and os.path.isfile(weights) and kind_of(weights) not in (KERAS_MODEL, HDF5):
         source = read_source_weights(weights)
         options = source_options(spec, source, given)
@@ -186,7 +190,7 @@ def describe(spec, weights: str, given: dict | None = None) -> dict:
     if record and record.get("model") == spec.name:
         return record
     return {"model": spec.name, "weights": weights, "source": None, "options": {}, "preprocessing": None,
-            "class_names": None}
+            "class_names": None, "evaluation": None}
 
 
 def weights_preprocessing(spec, weights: str | None, given: dict | None = None) -> Preprocessing:
@@ -195,6 +199,15 @@ def weights_preprocessing(spec, weights: str | None, given: dict | None = None) 
         return spec.preprocessing
     recorded = describe(spec, weights, given).get("preprocessing")
     return preprocessing_from_dict(recorded) if recorded else spec.preprocessing
+
+
+def weights_evaluation(spec, weights: str | None, given: dict | None = None) -> EvalTransform:
+    """How the source of `weights` (a tag, or a `.keras` file that records it) evaluates them;
+    the squash of the whole image to the input where nothing says (no weights, a bare file)."""
+    if not weights or is_other_library_file(weights):  # such a file says nothing of it: not worth reading
+        return SQUASH_BILINEAR
+    recorded = describe(spec, weights, given).get("evaluation")
+    return EvalTransform.from_dict(recorded) if recorded else SQUASH_BILINEAR
 
 
 def preprocessing_from_dict(values: dict) -> Preprocessing:

@@ -18,6 +18,7 @@ from finetune.serving.predictor import load_predictor
 from finetune.training.runfolder import check_writable
 from zoo import imagenet
 from zoo.errors import ZooError
+from zoo.eval_transform import EvalTransform, overridden
 from zoo.weights.files import WEIGHTS_METADATA
 from zoo.weights.keras_applications import IMAGENET_CLASSES
 from zoo.weights.pretrained import describe
@@ -46,7 +47,8 @@ def _notes_on_stderr():
             each.setLevel(level)
 
 
-def import_weights(name, weights, num_classes, input_size, channels, no_top, pooling, out):
+def import_weights(name, weights, num_classes, input_size, channels, no_top, pooling, out, eval_resize=None,
+                   eval_crop=None):
     """`zoo import NAME --weights W --out FILE`: the model with its weights, saved with their record."""
     if out.suffix != ".keras":
         raise ZooError(f"--out must name a .keras file, not {out}")
@@ -61,10 +63,15 @@ def import_weights(name, weights, num_classes, input_size, channels, no_top, poo
         model = zoo.create(name, weights=weights, num_classes=num_classes, input_shape=input_shape,
                            include_top=not no_top, pooling=pooling)
     out.parent.mkdir(parents=True, exist_ok=True)
-    files.save_model_atomically(model, out, {WEIGHTS_METADATA: json.dumps(_weights_record(name, weights, model))})
+    record = _weights_record(name, weights, model)
+    evaluation = overridden(EvalTransform.from_dict(record["evaluation"]) if record.get("evaluation") else None,
+                            eval_resize, eval_crop, input_side=model.input_shape[1])
+    record["evaluation"] = evaluation.to_dict()
+    files.save_model_atomically(model, out, {WEIGHTS_METADATA: json.dumps(record)})
     shape = "x".join(str(dim) for dim in model.input_shape[1:])
     click.echo(f"Wrote {out}: {model.name} with {weights} weights, input {shape}, output "
-               f"{tuple(model.output_shape[1:])}, {model.count_params():,} parameters")
+               f"{tuple(model.output_shape[1:])}, {model.count_params():,} parameters; images evaluated with: "
+               f"{evaluation.describe(*model.input_shape[1:3]) if model.input_shape[1] else evaluation.short()}")
 
 
 

@@ -133,9 +133,12 @@ def _finetune_captioner(out, resume, quiet, backbone, rnn, options):
         click.echo(json.dumps(result.metrics, indent=2, default=str))
 
 
-def evaluate(source, data, split, batch_size, max_examples, as_json):
+def evaluate(source, data, split, batch_size, max_examples, as_json, eval_resize=None, eval_crop=None):
     """`zoo evaluate SOURCE`: the metrics, as a table or JSON."""
-    metrics = api.evaluate(source, data, split=split, batch_size=batch_size, max_examples=max_examples)
+    if (eval_resize is not None or eval_crop is not None) and api.task_of(source) == api.CAPTIONING:
+        raise ZooError("--eval-resize and --eval-crop apply to classifiers")
+    metrics = api.evaluate(source, data, split=split, batch_size=batch_size, max_examples=max_examples,
+                           eval_resize=eval_resize, eval_crop=eval_crop)
     if as_json:
         click.echo(json.dumps(metrics, indent=2, default=str))
         return
