@@ -38,7 +38,9 @@ def open_weights(path: str, file=None, budget: Budget | None = None):
 
 
 def _check_objects(file: h5py.File, path: str, budget: Budget) -> None:
-    def visit(name: str, link) -> None:
+    links: list[tuple[str, object]] = []
+    file.visititems_links(lambda name, link: links.append((name, link)))  # an exception raised in there is lost
+    for name, link in links:
         shown = brief(name)
         if isinstance(link, h5py.ExternalLink):
             raise ZooError(f"refusing to read {path}: its {shown} is an external link to {brief(link.filename)}, "
@@ -49,8 +51,6 @@ def _check_objects(file: h5py.File, path: str, budget: Budget) -> None:
         item = file.get(name)
         if isinstance(item, h5py.Dataset):
             _check_dataset(item, shown, path, budget)
-
-    file.visititems_links(visit)
 
 
 def _check_dataset(dataset: h5py.Dataset, name: str, path: str, budget: Budget) -> None:
@@ -93,7 +93,9 @@ def names_attribute(group, name: str, path: str) -> list[str]:
     names: list[str] = []
     for key in keys:
         attribute = group.attrs.get_id(key)
-        if attribute.shape is None or len(attribute.shape) > 1 or len(names) + math.prod(attribute.shape) > MAX_NAMES:
+        if attribute.shape is None:  # an empty attribute (HDF5's null dataspace): no names
+            continue
+        if len(attribute.shape) > 1 or len(names) + math.prod(attribute.shape) > MAX_NAMES:
             raise ZooError(f"{path}: its attribute {brief(group.name)}:{brief(key)} of shape {attribute.shape} is not "
                            f"a list of names")
         values = group.attrs[key]

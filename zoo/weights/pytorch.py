@@ -50,7 +50,7 @@ STORAGE_DTYPES = {
 }
 STATE_DICT_KEYS = ("state_dict", "model", "model_state", "model_state_dict")
 MAX_PICKLE_BYTES = 8 * 2**20  # a ResNet-152 state dict's pickle is about 100 KiB, with its optimizer's 300 KiB
-MAX_PICKLE_OBJECTS = 1_000_000  # containers, calls and memo entries (about 15 per tensor)
+MAX_PICKLE_OBJECTS = 500_000  # containers, calls and memo entries (about 15 per tensor)
 MAX_DIMENSIONS = 32
 MAX_EXTENT = 2**62  # a size, stride, offset or element count past which nothing fits in memory
 ORDERED_DICT = ("collections", "OrderedDict")
@@ -109,15 +109,17 @@ class LazyTensor:
 
     def to_array(self, path: str, budget: Budget) -> np.ndarray:
         data = self.storage.data
+        if not all(self.size):  # no elements: nothing of the storage is read, whatever the strides say
+            return np.zeros(self.size, data.dtype)
         what = f"a tensor of its storage {self.storage.key}"
         last = self.offset + sum((length - 1) * step for length, step in zip(self.size, self.stride))
-        if all(self.size) and last >= data.size:  # a lying file must not make as_strided read past the storage
+        if last >= data.size:  # a lying file must not make as_strided read past the storage
             raise ZooError(f"{path}: {what} (size {self.size}, stride {self.stride}, offset {self.offset}) reaches "
                            f"past the storage's {data.size:,} elements: the file is damaged")
         budget.spend(math.prod(self.size) * data.itemsize, f"{what} of size {self.size}")
         strides = tuple(step * data.itemsize if length > 1 else 0 for length, step in zip(self.size, self.stride))
-        start = data[self.offset:] if self.offset < data.size else data[:0]
-        return np.array(np.lib.stride_tricks.as_strided(start, shape=self.size, strides=strides))
+        view = np.lib.stride_tricks.as_strided(data[self.offset:], shape=self.size, strides=strides)
+        return np.array(view)  # a copy: the view's elements, within the storage (checked above)
 
 
 def _extents(values, what: str) -> tuple[int, ...]:
@@ -203,6 +205,8 @@ class _BoundedReader:
     def readline(self) -> bytes:
         line = self.file.readline(self.left + 1)
         self._take(len(line))
+        if not line.endswith(b"\n"):  # a truncated file, not a name cut short
+            raise EOFError
         return line
 
 
@@ -239,7 +243,8 @@ class AllowListUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its o
         if len(persistent_id) == 6 and persistent_id[5] is not None:
             raise RefusedPickle("has a storage view of the pre-1.0 format, which is not supported")
         key = check_name(str(key) if type(key) is int else key, self.path, "a storage key")
-        numel = _extent(numel, "storage of")
+        if type(numel) is not int or not 0 <= numel < MAX_EXTENT:
+            raise RefusedPickle(f"gives its storage {key} {describe_value(numel)} elements, not a count")
         storage = self.storages.setdefault(key, LazyStorage(storage_type.name, key, numel))
         if (storage.type_name, storage.numel) != (storage_type.name, numel):
             raise RefusedPickle(f"gives its storage {key} two types or sizes")
@@ -250,7 +255,8 @@ class AllowListUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its o
         args = self.stack.pop()
         function = self.stack[-1]
         if not isinstance(function, AllowedName) or function not in CALLS:
-            raise RefusedPickle(f"calls {describe_value(function)}, which torch.save never calls")
+            shown = function if isinstance(function, AllowedName) else describe_value(function)
+            raise RefusedPickle(f"calls {shown}, which torch.save never calls")
         if not isinstance(args, tuple):
             raise RefusedPickle(f"calls {function} with {describe_value(args)}, not a tuple of arguments")
         self.stack[-1] = CALLS[function](self, args)
@@ -259,8 +265,9 @@ class AllowListUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its o
         state = self.stack.pop()
         target = self.stack[-1]
         if type(target) is not collections.OrderedDict or not isinstance(state, (dict, type(None))):
-            raise RefusedPickle(f"sets the state of a {type(target).__name__} (BUILD), which a checkpoint only does "
-                                f"for the ordered dicts it makes")
+            shown = target if isinstance(target, AllowedName) else f"a {type(target).__name__}"
+            raise RefusedPickle(f"sets the state of {shown} (BUILD), which a checkpoint only does for the ordered "
+                                f"dicts it makes")
 
     def load_setitem(self):
         value, key = self.stack.pop(), self.stack.pop()
