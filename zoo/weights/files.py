@@ -25,7 +25,7 @@ import numpy as np
 from zoo.errors import ZooError
 from zoo.weights.archives import check_member, open_archive, read_json_member, read_member
 from zoo.weights.hdf5 import child, names_attribute, open_weights, read_array
-from zoo.weights.untrusted import MAX_JSON_BYTES, Budget, brief, check_name
+from zoo.weights.untrusted import MAX_JSON_BYTES, MESSAGE_TEXT_LENGTH, Budget, brief, check_name, describe_value
 
 # zoo.models.common.classifier names the final layer so, as keras.applications does
 CLASSIFIER_LAYER = "predictions"
@@ -33,6 +33,10 @@ CLASSIFIER_LAYER = "predictions"
 # entries it does not know): the model's options, the weights' preprocessing and class names.
 WEIGHTS_METADATA = "zoo_weights.json"
 KERAS_CONFIG, KERAS_WEIGHTS = "config.json", "model.weights.h5"  # members of a `.keras` archive (Keras's names)
+# what each entry of a weights record is, as `zoo.weights.pretrained.ResolvedWeights.record` writes it
+RECORD_TYPES = {"model": str, "weights": str, "source": (str, type(None)), "options": (dict, type(None)),
+                "preprocessing": (dict, type(None)), "class_names": (list, str, type(None))}
+PREPROCESSING_ENTRIES = ("name", "mean", "std", "channel_order")  # zoo.preprocessing.Preprocessing's fields
 
 
 @dataclasses.dataclass
@@ -90,20 +94,29 @@ def check_keras_archive(path: str) -> None:
     with open_archive(path, "Keras model") as archive:
         for info in archive.infolist():
             check_member(archive, info, path, budget, MAX_JSON_BYTES if info.filename.endswith(".json") else None)
+            if info.filename.endswith(".json"):
+                read_member(archive, info.filename, path)  # its CRC
         if KERAS_WEIGHTS in archive.namelist():
             with open_weights(path, io.BytesIO(read_member(archive, KERAS_WEIGHTS, path)), budget):
                 pass
 
 
 def _keras_reason(message: str) -> str:
-    """The first sentence of what Keras says is wrong; where objects failed to load, the first
-    one's error rather than Keras's count of them."""
+    """The first sentence of what Keras says is wrong: where objects failed to load, the first
+    one's error rather than Keras's count of them; where a layer could not be rebuilt, the
+    innermost error rather than the configs around it."""
     marker = "Example error message for object"
     if marker in message:
         example = message.split(marker, 1)[1]
         message = example.split(":", 1)[-1].split("List of objects that could not be loaded")[0]
-    text = " ".join(message.split())
-    return brief(text.split(". ", 1)[0].rstrip(".")) or "Keras gives no reason"
+    message = message.rsplit("Exception encountered:", 1)[-1]
+    sentences = re.split(r"(?<=\.)\s+", " ".join(message.split()))
+    reason = sentences[0]
+    for sentence in sentences[1:]:  # as many whole sentences as fit in a line ("... must match. variable.shape=...")
+        if len(reason) + 1 + len(sentence) > MESSAGE_TEXT_LENGTH:
+            break
+        reason += " " + sentence
+    return brief(reason.rstrip(".")) or "Keras gives no reason"
 
 
 def _keras_refusal(path: str, error: Exception) -> ZooError:
@@ -121,9 +134,35 @@ def _keras_refusal(path: str, error: Exception) -> ZooError:
 
 
 def read_keras_metadata(path) -> dict | None:
-    """The zoo's record of the weights in a `.keras` archive (WEIGHTS_METADATA), or None."""
-    metadata = read_json_member(os.fspath(path), WEIGHTS_METADATA, "weights record")
-    return metadata if isinstance(metadata, dict) else None
+    """The zoo's record of the weights in a `.keras` archive (WEIGHTS_METADATA), or None; a record
+    whose entries are not of the types `zoo import` writes is refused (it comes from a file)."""
+    path = os.fspath(path)
+    metadata = read_json_member(path, WEIGHTS_METADATA, "weights record")
+    if not isinstance(metadata, dict):
+        return None
+    for key, types in RECORD_TYPES.items():
+        if key in metadata and not isinstance(metadata[key], types):
+            raise _damaged_record(path, key, metadata[key])
+    preprocessing = metadata.get("preprocessing")
+    if preprocessing is not None and not set(PREPROCESSING_ENTRIES[:3]) <= set(preprocessing):
+        raise _damaged_record(path, "preprocessing", preprocessing)
+    for key, value in (preprocessing or {}).items():
+        if key in ("mean", "std"):  # a value per channel
+            valid = isinstance(value, list) and 0 < len(value) <= 4 and all(
+                isinstance(each, (int, float)) and not isinstance(each, bool) for each in value)
+        else:
+            valid = key in PREPROCESSING_ENTRIES and isinstance(value, str)
+        if not valid:
+            raise _damaged_record(path, f"preprocessing.{brief(key, 40)}", value)
+    names = metadata.get("class_names")
+    if isinstance(names, list) and not all(isinstance(each, str) for each in names):
+        raise _damaged_record(path, "class_names", names)
+    return metadata
+
+
+def _damaged_record(path: str, key: str, value) -> ZooError:
+    return ZooError(f"{path}: its weights record ({WEIGHTS_METADATA}) has {key} = {describe_value(value)}, which "
+                    f"`zoo import` never writes: the file is damaged; import the weights again")
 
 
 def leaf_layers(model):

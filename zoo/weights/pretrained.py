@@ -28,9 +28,6 @@ from zoo.weights.untrusted import describe_value, reading
 
 CONVERTED_FOLDER = "zoo_converted"
 CONVERSION_VERSION = 1  # part of the converted files' names: a changed conversion converts again
-# what each entry of a weights record (WEIGHTS_METADATA) is, as `ResolvedWeights.record` writes it
-RECORD_TYPES = {"model": str, "weights": str, "source": (str, type(None)), "options": (dict, type(None)),
-                "preprocessing": (dict, type(None)), "class_names": (list, str, type(None))}
 
 
 @dataclasses.dataclass
@@ -124,25 +121,9 @@ def _resolve_source(spec, path: str, given: dict) -> ResolvedWeights:
     )
 
 
-def _checked_record(path: str, record: dict | None) -> dict | None:
-    """A `.keras` file's weights record with the types the zoo writes, else a ZooError (it is read
-    from a file that may come from anywhere)."""
-    if record is None:
-        return None
-    for key, types in RECORD_TYPES.items():
-        if key in record and not isinstance(record[key], types):
-            raise ZooError(f"{path}: its weights record ({WEIGHTS_METADATA}) has {key} = {describe_value(record[key])}, "
-                           f"which the zoo never writes: the file is damaged; import the weights again")
-    preprocessing = record.get("preprocessing")
-    if preprocessing is not None:
-        with reading(path, f"weights record ({WEIGHTS_METADATA})"):
-            preprocessing_from_dict(preprocessing)
-    return record
-
-
 def _resolve_keras_file(spec, path: str) -> ResolvedWeights:
     weight_file = read_weight_file(path)
-    record = _checked_record(path, read_keras_metadata(path)) if kind_of(path) == KERAS_MODEL else None
+    record = read_keras_metadata(path) if kind_of(path) == KERAS_MODEL else None
     record = record if record and record.get("model") == spec.name else {}
     for key, value in (record.get("options") or {}).items():
         default = spec.options.get(key)
@@ -216,7 +197,7 @@ def describe(spec, weights: str, given: dict | None = None) -> dict:
         return ResolvedWeights(weights, options, None, None, preprocessing, None, source.format,
                                weight_file=None).record(spec.name)
     is_keras_model = looks_like_path(weights) and os.path.isfile(weights) and kind_of(weights) == KERAS_MODEL
-    record = _checked_record(weights, read_keras_metadata(weights)) if is_keras_model else None
+    record = read_keras_metadata(weights) if is_keras_model else None
     if record and record.get("model") == spec.name:
         return record
     return {"model": spec.name, "weights": weights, "source": None, "options": {}, "preprocessing": None,
