@@ -76,10 +76,12 @@ def kind_of(path: str) -> str:
         header_size = _safetensors_header_size(head)
         if header_size is not None and 2 <= header_size <= size - 8:
             return SAFETENSORS
-        if header_size is not None and head[9:10] == b'"' or str(path).endswith(".safetensors"):
-            declared = struct.unpack("<Q", head[:8].ljust(8, b"\0"))[0]
+        if header_size is not None and head[9:10] == b'"':
             raise ZooError(f"{path} is a truncated or damaged safetensors file: its first 8 bytes declare a header of "
-                           f"{declared:,} bytes in a {size:,}-byte file")
+                           f"{header_size:,} bytes in a {size:,}-byte file")
+        if str(path).endswith(".safetensors"):
+            raise ZooError(f"{path} is not a safetensors file: it does not start with a header's length and a JSON "
+                           f"table (a truncated or damaged download?)")
         if looks_like_legacy_pickle(head):
             return PYTORCH
         if str(path).endswith(".keras"):
