@@ -70,7 +70,7 @@ def kind_of(path: str) -> str:
             if any(name.endswith("data.pkl") for name in names):
                 return PYTORCH
             raise ZooError(f"{path} is a zip archive but neither a .keras model nor a PyTorch checkpoint")
-        if head.startswith(ZIP_SIGNATURE):
+        if head.startswith(ZIP_SIGNATURE) and not str(path).endswith(".keras"):
             raise ZooError(f"{path} starts as a zip archive (a .keras model or PyTorch checkpoint) but is truncated or "
                            f"damaged: download or copy it again")
         header_size = _safetensors_header_size(head)
