@@ -6,7 +6,9 @@ the table of case, reader, message, peak memory and time (the closing note of is
 
 Each case's file is built in a temporary folder and loaded once. Peak memory is the growth of the
 process's resident set over the load (its high-water mark reset first through Linux's
-/proc/self/clear_refs, so TensorFlow's and h5py's allocations count as much as Python's); a case
+/proc/self/clear_refs, so TensorFlow's and h5py's allocations count as much as Python's; the
+script runs itself again with glibc's malloc told to map every block of 64 KiB or more and to give
+freed memory back, so that one case's freed memory is not another's unmeasured reuse); a case
 passes when the load raises a ZooError of one line naming the file and matching the case's
 message, and the payload's marker file is absent. Run it under the shared CPU lock for the times.
 """
@@ -28,7 +30,12 @@ import zoo  # noqa: E402
 from hostile_files import MARKER, all_cases, lenet5_file, measure, resnet18_arrays  # noqa: E402
 
 
+MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+
+
 def main() -> int:
+    if any(os.environ.get(key) != value for key, value in MALLOC_SETTINGS.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_SETTINGS})
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="Only the cases whose name contains this text.")
     args = parser.parse_args()

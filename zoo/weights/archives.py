@@ -9,14 +9,19 @@ would be extracted to are refused with the file's name.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import os
 import posixpath
+import struct
 import zipfile
 
 from zoo.errors import ZooError
 from zoo.weights.untrusted import MAX_JSON_BYTES, Budget, brief, reading
 
 ENCRYPTED_FLAG = 0x1
+LOCAL_HEADER = struct.Struct("<4s22xHH")  # a member's local header: signature, ..., name and extra field lengths
+LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
 
 
 @contextlib.contextmanager
@@ -81,3 +86,53 @@ def read_json_member(path: str, name: str, what: str):
             raise ZooError(f"{path}: its {name} nests deeper than any {what} does") from None
         except ValueError as error:
             raise ZooError(f"{path}: its {name} is not JSON ({brief(error)})") from None
+
+
+class _Window(io.RawIOBase):
+    """The bytes of a stored member read in place: seek and read within them, nothing else of the file."""
+
+    def __init__(self, file, start: int, size: int):
+        super().__init__()
+        self.file, self.start, self.size, self.position = file, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer) -> int:
+        count = max(0, min(len(buffer), self.size - self.position))
+        self.file.seek(self.start + self.position)
+        data = self.file.read(count)
+        buffer[:len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+
+@contextlib.contextmanager
+def member_file(archive: zipfile.ZipFile, name: str, path: str):
+    """A member as a seekable file object: a stored one (as Keras writes them) read in place, so
+    that h5py reads only the parts it needs of a large one; a compressed one read into memory
+    (its size is the caller's to have checked)."""
+    info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        yield io.BytesIO(read_member(archive, name, path))
+        return
+    with open(path, "rb") as file:
+        file.seek(info.header_offset)
+        header = file.read(LOCAL_HEADER.size)
+        signature, name_length, extra_length = LOCAL_HEADER.unpack(header) if len(header) == LOCAL_HEADER.size else (b"", 0, 0)
+        start = info.header_offset + LOCAL_HEADER.size + name_length + extra_length
+        if signature != LOCAL_HEADER_SIGNATURE or start + info.compress_size > os.path.getsize(path):
+            raise ZooError(f"{path} is damaged: its member {brief(name)} is not where its directory says: download or "
+                           f"copy it again")
+        yield _Window(file, start, info.compress_size)

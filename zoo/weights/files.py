@@ -13,7 +13,6 @@ the file is followed, declared sizes are checked), `.keras` archives member by m
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import re
 import zipfile
@@ -23,7 +22,7 @@ import keras
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.weights.archives import check_member, open_archive, read_json_member, read_member
+from zoo.weights.archives import check_member, member_file, open_archive, read_json_member, read_member
 from zoo.weights.hdf5 import child, names_attribute, open_weights, read_array
 from zoo.weights.untrusted import MAX_JSON_BYTES, MESSAGE_TEXT_LENGTH, Budget, brief, check_name, describe_value
 
@@ -97,7 +96,7 @@ def check_keras_archive(path: str) -> None:
             if info.filename.endswith(".json"):
                 read_member(archive, info.filename, path)  # its CRC
         if KERAS_WEIGHTS in archive.namelist():
-            with open_weights(path, io.BytesIO(read_member(archive, KERAS_WEIGHTS, path)), budget):
+            with member_file(archive, KERAS_WEIGHTS, path) as member, open_weights(path, member, budget):
                 pass
 
 
