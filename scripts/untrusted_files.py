@@ -1,4 +1,4 @@
-"""Every hostile weights file of tests/hostile_files.py through `zoo.create(NAME, weights=FILE)`:
+"""Every hostile weights file of tests/hostile_pickles.py and hostile_formats.py through `zoo.create(NAME, weights=FILE)`:
 the table of case, reader, message, peak memory and time (the closing note of issue 26).
 
     python scripts/untrusted_files.py                 # the whole table, as Markdown
@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import zoo  # noqa: E402
-from hostile_files import MARKER, all_cases, lenet5_file, measure, resnet18_arrays  # noqa: E402
+from hostile_files import MARKER, measure, resnet18_arrays  # noqa: E402
+from hostile_formats import format_cases, lenet5_file  # noqa: E402
+from hostile_pickles import pickle_cases  # noqa: E402
 
 
 MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
@@ -40,7 +42,7 @@ def main() -> int:
     parser.add_argument("--only", help="Only the cases whose name contains this text.")
     args = parser.parse_args()
     lenet5_file(".keras"), lenet5_file(".weights.h5"), resnet18_arrays()  # made before any measurement
-    cases = [case for case in all_cases() if not args.only or args.only in case.name]
+    cases = [case for case in pickle_cases() + format_cases() if not args.only or args.only in case.name]
     print("| case | reader | message | peak memory | seconds |")
     print("|---|---|---|---|---|")
     failures = 0

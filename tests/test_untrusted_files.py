@@ -1,4 +1,4 @@
-"""Hostile safetensors, Caffe, `.keras`, `.h5` and `.weights.h5` files (tests/hostile_files.py):
+"""Hostile safetensors, Caffe, `.keras`, `.h5` and `.weights.h5` files (tests/hostile_formats.py):
 each refused with one line naming the file, within bounded memory and time, through `zoo.create`
 and the `zoo` command; HDF5 files never read another file; valid Keras weight files of every
 format go through `zoo import` and `zoo finetune --weights`."""
@@ -14,13 +14,13 @@ import pytest  # noqa: E402
 
 import zoo  # noqa: E402
 from finetune.cli import main  # noqa: E402
-from hostile_files import (  # noqa: E402
-    FIRST_KERNEL, all_cases, command_inputs, external_link, external_storage, h5_variant, run_case, write,
-    write_external_target,
+from hostile_files import command_inputs, run_case, write  # noqa: E402
+from hostile_formats import (  # noqa: E402
+    FIRST_KERNEL, external_link, external_storage, format_cases, h5_variant, write_external_target,
 )
 from zoo.weights import load_model_file, save_legacy_weights  # noqa: E402
 
-CASES = [case for case in all_cases() if case.reader != "pytorch"]
+CASES = format_cases()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Hostile PyTorch checkpoints (tests/hostile_files.py): each refused with one line naming the file,
+"""Hostile PyTorch checkpoints (tests/hostile_pickles.py): each refused with one line naming the file,
 nothing in it run, within bounded memory and time, through `zoo.create` and the `zoo` command; a
 refused pickle changes nothing for the next checkpoint; weights of other float types still load."""
 
@@ -12,14 +12,15 @@ import pytest  # noqa: E402
 
 import zoo  # noqa: E402
 from finetune.cli import main  # noqa: E402
-from hostile_files import (  # noqa: E402
-    MARKER, POISONS, all_cases, checkpoint, command_inputs, exec_payload, inst_payload, resnet18_arrays,
-    resnet18_checkpoint, run_case, stack_global_payload, state_dict_pickle, subprocess_payload, system_payload,
+from hostile_files import MARKER, command_inputs, resnet18_arrays, run_case  # noqa: E402
+from hostile_pickles import (  # noqa: E402
+    POISONS, checkpoint, exec_payload, inst_payload, pickle_cases, resnet18_checkpoint, stack_global_payload,
+    state_dict_pickle, subprocess_payload, system_payload,
 )
 from source_weights import FIXTURES  # noqa: E402
 from zoo.weights.pytorch import read_pytorch_checkpoint  # noqa: E402
 
-CASES = [case for case in all_cases() if case.reader == "pytorch"]
+CASES = pickle_cases()
 
 
 @pytest.fixture(scope="module")

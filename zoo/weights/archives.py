@@ -44,7 +44,7 @@ def check_member_name(name: str, path: str) -> None:
                        f"(a path-traversal name no saved model has)")
 
 
-def check_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, budget: Budget | None,
+def check_member(info: zipfile.ZipInfo, path: str, budget: Budget | None,
                  limit: int | None = None) -> None:
     """Checks that a member can be read and that its declared size fits `limit` and the budget."""
     check_member_name(info.filename, path)
@@ -65,7 +65,7 @@ def read_member(archive: zipfile.ZipFile, name: str, path: str, budget: Budget |
                 limit: int | None = None, size: int | None = None) -> bytes:
     """A member's bytes (the first `size` of them, if given), its declared size checked first."""
     info = archive.getinfo(name)
-    check_member(archive, info, path, budget, limit)
+    check_member(info, path, budget, limit)
     try:
         with archive.open(info) as member:
             return member.read() if size is None else member.read(size)

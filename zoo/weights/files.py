@@ -92,7 +92,7 @@ def check_keras_archive(path: str) -> None:
     budget = Budget(path)
     with open_archive(path, "Keras model") as archive:
         for info in archive.infolist():
-            check_member(archive, info, path, budget, MAX_JSON_BYTES if info.filename.endswith(".json") else None)
+            check_member(info, path, budget, MAX_JSON_BYTES if info.filename.endswith(".json") else None)
             if info.filename.endswith(".json"):
                 read_member(archive, info.filename, path)  # its CRC
         if KERAS_WEIGHTS in archive.namelist():
