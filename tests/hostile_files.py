@@ -162,8 +162,9 @@ def cli_arguments(command: str, case: Case, path: Path, folder: Path, data: Path
     if command == "import":
         return ["import", case.model, "--weights", str(path), "--out", str(folder / "imported.keras")]
     if command == "finetune":
+        size = max(32, zoo.info(case.model).min_input_size)
         return ["finetune", case.model, "--weights", str(path), "--data", str(data), "--epochs", "1", "--batch-size",
-                "4", "--image-size", "32", "--strategy", "one", "--out", str(folder / "run"), "--quiet"]
+                "4", "--image-size", str(size), "--strategy", "one", "--out", str(folder / "run"), "--quiet"]
     if command == "predict":
         return ["predict", str(path), str(image)]
     return ["evaluate", str(path), "--data", str(data)]

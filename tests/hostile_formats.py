@@ -262,7 +262,8 @@ def _safetensors_cases() -> list[Case]:
              lambda folder: write(folder / "m.safetensors", _small_safetensors(folder / "full.safetensors").read_bytes()[:1000]),
              r"is not a readable safetensors file \(Error while deserializing header: incomplete metadata"),
         Case("silently wrong: a resnet18 safetensors file of int8", "safetensors", resnet18_int8,
-             r"conv1\.weight holds int8 values where layer 'conv1_conv' of resnet18 takes float weights"),
+             r"conv1\.weight holds int8 values where layer 'conv1_conv' of resnet18 takes float weights",
+             commands=("import", "finetune")),
     ]
 
 
@@ -303,7 +304,7 @@ def _caffe_cases() -> list[Case]:
              r"is not a Caffe model with weights \(no layer holds blobs\)", model="alexnet"),
         Case("caffe: a blob of 10**6 x 10**6 with 4 values", "caffe",
              lambda folder: write(folder / "m.caffemodel", caffe_layer("conv1", [caffe_blob((10**6, 10**6), bytes(16))])),
-             r"a blob of shape \[1000000, 1000000\] holds 4 values", model="alexnet"),
+             r"a blob of shape \[1000000, 1000000\] holds 4 values", model="alexnet", commands=("import", "finetune")),
         Case("caffe: a shape whose int64 product wraps to 0", "caffe",
              lambda folder: write(folder / "m.caffemodel", caffe_layer("conv1", [caffe_blob((2**32, 2**32), b"")])),
              r"a blob of shape \[4294967296, 4294967296\] holds 0 values", model="alexnet"),
