@@ -33,6 +33,9 @@ from zoo.errors import ZooError
 SHORTER, BOTH, SQUASH = "shorter", "both", "none"
 RESIZE_MODES = (SHORTER, BOTH, SQUASH)
 INTERPOLATIONS = ("bilinear", "bicubic")
+# bounds far beyond any source's (224 from 256): a record from a file cannot ask for an absurd resize
+MAX_SIDE = 8192
+MAX_RESIZE_FACTOR = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +73,9 @@ class EvalTransform:
                                f"{self.crop_size}")
             if self.resize_size < self.crop_size:
                 raise ZooError(f"the resize size ({self.resize_size}) cannot be below the crop's ({self.crop_size})")
+            if self.crop_size > MAX_SIDE or self.resize_size > MAX_RESIZE_FACTOR * self.crop_size:
+                raise ZooError(f"a crop of at most {MAX_SIDE} pixels from a resize of at most {MAX_RESIZE_FACTOR}x it, "
+                               f"not {self.crop_size} from {self.resize_size}")
         elif not 0 < self.crop_pct <= 1:
             raise ZooError(f"crop_pct is in (0, 1], got {self.crop_pct}")
 
@@ -140,10 +146,20 @@ class EvalTransform:
         if not isinstance(values, dict):
             raise ZooError(f"an evaluation transform is a mapping of its fields, not {values!r}")
         known = {field.name for field in dataclasses.fields(cls)}
-        unknown = set(values) - known
+        unknown = {str(key) for key in values} - known
         if unknown:
-            raise ZooError(f"unknown fields of an evaluation transform: {', '.join(sorted(unknown))}")
+            raise ZooError(f"unknown fields of an evaluation transform: {', '.join(sorted(unknown))[:200]}")
+        for key, value in values.items():  # files from anywhere record it: the types before any comparison
+            if not isinstance(value, FIELD_TYPES[key]) or isinstance(value, bool) is not (key == "antialias"):
+                raise ZooError(f"the evaluation transform's {key} must be {FIELD_DESCRIPTIONS[key]}, not "
+                               f"{str(value)[:60]!r}")
         return cls(**values)
+
+
+FIELD_TYPES = {"resize_mode": str, "resize_size": (int, type(None)), "crop_size": (int, type(None)),
+               "crop_pct": (int, float, type(None)), "interpolation": str, "antialias": bool}
+FIELD_DESCRIPTIONS = {"resize_mode": "text", "resize_size": "a whole number or null", "crop_size": "a whole number or null",
+                      "crop_pct": "a number or null", "interpolation": "text", "antialias": "true or false"}
 
 
 # the sources' own transforms (module docstring)

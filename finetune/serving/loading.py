@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import zipfile
 from pathlib import Path
 
 
@@ -30,7 +29,8 @@ from zoo import imagenet, registry
 from zoo.errors import ZooError
 from zoo.eval_transform import SQUASH_BILINEAR, EvalTransform
 from zoo.preprocessing import Preprocessing
-from zoo.weights.files import load_model_file, read_keras_metadata
+from zoo.weights.archives import read_json_member
+from zoo.weights.files import KERAS_CONFIG, load_model_file, read_keras_metadata
 from zoo.weights.pretrained import preprocessing_from_dict
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def _run_metadata(folder: Path) -> dict:
             continue
         try:
             values = json.loads(path.read_text(encoding="utf8"))
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             raise ZooError(f"cannot read {path}: {error}") from None
         metadata.update(values if isinstance(values, dict) else {"class_names": values})
     return metadata
@@ -195,7 +195,7 @@ def task_of(source) -> str | None:
         if config.is_file():
             try:
                 values = json.loads(config.read_text(encoding="utf8"))
-            except (OSError, ValueError) as error:
+            except (OSError, ValueError, RecursionError) as error:
                 raise ZooError(f"cannot read {config}: {error}") from None
             return values.get("task", CLASSIFICATION) if isinstance(values, dict) else None
         if (source / files.CLASSES).is_file():
@@ -205,15 +205,16 @@ def task_of(source) -> str | None:
             if metadata.is_file():
                 try:
                     return json.loads(metadata.read_text(encoding="utf8")).get("task", CLASSIFICATION)
-                except (OSError, ValueError) as error:
+                except (OSError, ValueError, RecursionError) as error:
                     raise ZooError(f"cannot read {metadata}: {error}") from None
         return None
     if source.suffix == ".keras" and source.is_file():
-        try:
-            with zipfile.ZipFile(source) as archive:
-                config = json.loads(archive.read("config.json").decode("utf8"))
-        except (zipfile.BadZipFile, KeyError, OSError, ValueError):
-            return None  # not a .keras archive: the loader says what is wrong with it
+        try:  # read within bounds: the file may come from anywhere
+            config = read_json_member(str(source), KERAS_CONFIG, "Keras model")
+        except ZooError:
+            return None  # not a readable .keras archive: the loader says what is wrong with it
+        if config is None:
+            return None
         return CAPTIONING if isinstance(config, dict) and config.get("class_name") == "Captioner" else CLASSIFICATION
     return None
 

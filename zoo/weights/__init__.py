@@ -9,6 +9,8 @@
 - `files`: Keras weight files (Keras Applications' HDF5, `.keras`, `.weights.h5`) read into arrays;
 - `pytorch`, `caffe`, `sources`: PyTorch checkpoints (through an allow-list unpickler), safetensors
   and Caffe models read into arrays, whatever the file's name;
+- `untrusted`, `archives`, `hdf5`: what every reader keeps to for files from anywhere (a memory
+  budget per file, one-line errors naming it), zip members and HDF5 objects checked before reading;
 - `converters`: other libraries' arrays laid out for the zoo's models, one module per family;
 - `assign`: a file's arrays matched to a built model, all or nothing;
 - `keras_applications`, `catalogue`: the weight tags (keras.applications'; torchvision's, timm's, BVLC's);

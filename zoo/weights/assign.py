@@ -2,8 +2,9 @@
 
 A model keeps every weight of the file, except that a classifier of another size is re-initialized
 and a first convolution for another number of input channels is adapted (as timm does). Anything
-else that does not fit raises ZooError naming the first layer and both shapes; weights are only
-assigned once every layer has been checked, so no half-loaded model is ever returned.
+else that does not fit raises ZooError naming the first layer and both shapes (or, for integer or
+boolean arrays where float weights belong, the key and its dtype); weights are only assigned once
+every layer has been checked, so no half-loaded model is ever returned.
 """
 
 from __future__ import annotations
@@ -40,10 +41,16 @@ def _shape_text(shapes) -> str:
     return ", ".join(str(tuple(shape)) for shape in shapes) or "none"
 
 
+def _source_key(weight_file: WeightFile, layer_name: str, index: int = 0) -> str | None:
+    """The key an array converted from another library's file came from, else None."""
+    keys = (weight_file.source_keys or {}).get(layer_name)
+    return keys[index] if keys and index < len(keys) else None
+
+
 def _origin(weight_file: WeightFile, layer_name: str, index: int = 0) -> str:
     """ " (from KEY)" for arrays converted from another library's file, else nothing."""
-    keys = (weight_file.source_keys or {}).get(layer_name)
-    return f" (from {keys[index]})" if keys and index < len(keys) else ""
+    key = _source_key(weight_file, layer_name, index)
+    return f" (from {key})" if key else ""
 
 
 def _mismatch(weight_file: WeightFile, model, layer, file_arrays) -> ZooError:
@@ -63,6 +70,19 @@ def _mismatch(weight_file: WeightFile, model, layer, file_arrays) -> ZooError:
     elif len(expected[0]) == 2:
         hint = "; a dense top fixes the input size: use the weights' input size, or include_top=False"
     return ZooError(f"{weight_file.path} does not fit layer {layer.name!r} of {model.name}: {detail}{hint}")
+
+
+def _check_dtypes(weight_file: WeightFile, model, layer, file_arrays) -> None:
+    """Refuses integer and boolean arrays where the layer holds floats: cast to float32 they would
+    load without a word and the model would output nonsense (an int8 state dict gives NaN)."""
+    for index, (variable, array) in enumerate(zip(layer.weights, file_arrays)):
+        dtype = np.asarray(array).dtype
+        if keras.backend.is_float_dtype(variable.dtype) and dtype.kind != "f":
+            key = _source_key(weight_file, layer.name, index) or f"{layer.name}/{variable.name}"
+            raise ZooError(
+                f"{weight_file.path}: {key} holds {dtype} values where layer {layer.name!r} of {model.name} takes "
+                f"float weights (its {variable.name}); cast to floats they would make a model that outputs nonsense: "
+                f"save the weights as floats (in PyTorch, tensor.float()) and load that file")
 
 
 def plan_assignment(model, weight_file: WeightFile) -> tuple[list[tuple[object, list[np.ndarray]]], list[str]]:
@@ -90,7 +110,8 @@ def plan_assignment(model, weight_file: WeightFile) -> tuple[list[tuple[object, 
                 f"{weight_file.path} has no weights for layer {layer.name!r} of {model.name}: it is a "
                 f"file for another architecture{hint}"
             )
-        found = [tuple(array.shape) for array in arrays]
+        _check_dtypes(weight_file, model, layer, arrays)
+        found = [tuple(np.shape(array)) for array in arrays]
         if found == expected:
             plan.append((layer, arrays))
         elif (position == 0 and len(found) == len(expected) and len(found[0]) == 4

@@ -10,17 +10,28 @@ caffe.proto: the layers, in either layer format, and each layer's blobs.
   in field 1 (name 1, type 2 as a string, blobs 50).
 - BlobProto: num 1, channels 2, height 3, width 4 (the 4-D shape of old files), data 5 (packed
   float32), shape 7 (BlobShape: dim 1, packed int64), double_data 8.
+
+The wire format is read without copies (memoryviews of the file's bytes), each field's length is
+checked against what is left of its message, each field's wire type against the one caffe.proto
+gives it, and a blob's shape against the values it holds, so a damaged or hostile file is refused
+with at most a few times its size in memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.weights.untrusted import reading
 
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
+MAX_LAYERS = 100_000  # a BVLC net has tens; the deepest Caffe ResNets about a thousand
+MAX_BLOBS = 64  # per layer: weights, bias, BatchNorm's mean, variance and factor
+MAX_DIMENSIONS = 32
+MAX_DIMENSION = 2**62
 
 # caffe.proto's V1LayerParameter.LayerType values for the layers the zoo's nets have
 V1_LAYER_TYPES = {
@@ -79,37 +90,48 @@ def fields(data: memoryview):
         yield number, wire_type, value
 
 
-def _packed_ints(value: memoryview) -> list[int]:
-    numbers, position = [], 0
+def _dimensions(value: memoryview, dims: list[int]) -> None:
+    """Adds a packed run of int64 dimensions to `dims`, refusing more than MAX_DIMENSIONS."""
+    position = 0
     while position < len(value):
         number, position = _varint(value, position)
-        numbers.append(number)
-    return numbers
+        _add_dimension(dims, number)
+
+
+def _add_dimension(dims: list[int], number: int) -> None:
+    if len(dims) >= MAX_DIMENSIONS or number >= MAX_DIMENSION:
+        raise WireFormatError(f"a blob shape has more than {MAX_DIMENSIONS} dimensions or one of {number:,}")
+    dims.append(number)
 
 
 def _blob(message: memoryview) -> np.ndarray:
     legacy_shape = {1: 0, 2: 0, 3: 0, 4: 0}
     shape: list[int] = []
-    chunks, doubles, unpacked = [], [], []
+    chunks, doubles, unpacked = [], [], bytearray()
     for number, wire_type, value in fields(message):
         if number in legacy_shape and wire_type == VARINT:
             legacy_shape[number] = value
-        elif number == 5 and wire_type == LENGTH_DELIMITED:
-            chunks.append(np.frombuffer(value, dtype="<f4"))
-        elif number == 5 and wire_type == FIXED32:  # an unpacked repeated float
-            unpacked.append(np.frombuffer(value, dtype="<f4"))
-        elif number == 8 and wire_type == LENGTH_DELIMITED:
-            doubles.append(np.frombuffer(value, dtype="<f8"))
+        elif number in (5, 8) and wire_type == LENGTH_DELIMITED:
+            width = 4 if number == 5 else 8
+            if len(value) % width:
+                raise WireFormatError(f"a blob's data is {len(value)} bytes, not a whole number of {width}-byte values")
+            (chunks if number == 5 else doubles).append(np.frombuffer(value, dtype="<f4" if number == 5 else "<f8"))
+        elif number == 5 and wire_type == FIXED32:  # an unpacked repeated float: 5 bytes on the wire, 4 here
+            unpacked += value
         elif number == 7 and wire_type == LENGTH_DELIMITED:
             for dim_number, dim_type, dims in fields(value):
-                if dim_number == 1:
-                    shape.extend(_packed_ints(dims) if dim_type == LENGTH_DELIMITED else [dims])
-    parts = chunks + unpacked or doubles
-    data = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+                if dim_number == 1 and dim_type == LENGTH_DELIMITED:
+                    _dimensions(dims, shape)
+                elif dim_number == 1 and dim_type == VARINT:
+                    _add_dimension(shape, dims)
+    if unpacked:
+        chunks.append(np.frombuffer(bytes(unpacked), dtype="<f4"))
+    parts = chunks or doubles
+    data = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
     if not shape:
         shape = [legacy_shape[number] for number in (1, 2, 3, 4)]
-    if int(np.prod(shape)) != data.size:
-        raise WireFormatError(f"a blob of shape {shape} holds {data.size} values")
+    if any(side >= MAX_DIMENSION for side in shape) or math.prod(shape) != data.size:
+        raise WireFormatError(f"a blob of shape {shape} holds {data.size:,} values")
     return data.reshape(shape)
 
 
@@ -123,7 +145,7 @@ def _layer(message: memoryview, v1: bool) -> CaffeLayer:
     for number, wire_type, value in fields(message):
         if number == name_field and wire_type == LENGTH_DELIMITED:
             name = _text(value)
-        elif number == type_field:
+        elif number == type_field and wire_type == (VARINT if v1 else LENGTH_DELIMITED):
             kind = V1_LAYER_TYPES.get(value, f"V1 type {value}") if v1 else _text(value)
         elif number == blobs_field and wire_type == LENGTH_DELIMITED:
             blobs.append(_blob(value))
@@ -135,18 +157,25 @@ def _layer(message: memoryview, v1: bool) -> CaffeLayer:
                     kind = _text(v0_value)
                 elif v0_number == 50 and v0_type == LENGTH_DELIMITED:
                     blobs.append(_blob(v0_value))
+        if len(blobs) > MAX_BLOBS:
+            raise WireFormatError(f"a layer has more than {MAX_BLOBS} blobs")
     return CaffeLayer(name, kind, blobs)
 
 
 def read_caffe_layers(path: str) -> list[CaffeLayer]:
     """Every layer of a `.caffemodel` in file order (both layer formats), with its blobs."""
-    with open(path, "rb") as file:
-        data = memoryview(file.read())
-    try:
-        layers = [_layer(value, v1=number == 2) for number, wire_type, value in fields(data)
-                  if number in (2, 100) and wire_type == LENGTH_DELIMITED]
-    except WireFormatError as error:
-        raise ZooError(f"{path} is not a Caffe model ({error})") from None
+    with reading(path, "Caffe model"):
+        with open(path, "rb") as file:
+            data = memoryview(file.read())
+        layers = []
+        try:
+            for number, wire_type, value in fields(data):
+                if number in (2, 100) and wire_type == LENGTH_DELIMITED:
+                    if len(layers) == MAX_LAYERS:
+                        raise WireFormatError(f"it has more than {MAX_LAYERS:,} layers")
+                    layers.append(_layer(value, v1=number == 2))
+        except WireFormatError as error:
+            raise ZooError(f"{path} is not a Caffe model ({error})") from None
     if not layers or not any(layer.blobs for layer in layers):
         raise ZooError(f"{path} is not a Caffe model with weights (no layer holds blobs)")
     return layers

@@ -4,12 +4,15 @@
   and legacy whole-model ``.h5`` files, keyed by layer name (read with h5py);
 - the zoo's own ``.keras`` models, loaded with ``safe_mode=True`` (a Lambda layer is refused);
 - Keras 3 ``.weights.h5`` files of zoo models, keyed by Keras's saving paths (``conv2d_1``).
+
+Files from anywhere are read within bounds: HDF5 files through `zoo.weights.hdf5` (nothing outside
+the file is followed, declared sizes are checked), `.keras` archives member by member
+(`zoo.weights.archives`) before Keras opens them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import zipfile
@@ -19,12 +22,20 @@ import keras
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.weights.archives import check_member, member_file, open_archive, read_json_member, read_member
+from zoo.weights.hdf5 import child, names_attribute, open_weights, read_array
+from zoo.weights.untrusted import MAX_JSON_BYTES, MESSAGE_TEXT_LENGTH, Budget, brief, check_name, describe_value
 
 # zoo.models.common.classifier names the final layer so, as keras.applications does
 CLASSIFIER_LAYER = "predictions"
 # An entry the zoo adds to a `.keras` archive it imports pretrained weights into (Keras ignores
 # entries it does not know): the model's options, the weights' preprocessing and class names.
 WEIGHTS_METADATA = "zoo_weights.json"
+KERAS_CONFIG, KERAS_WEIGHTS = "config.json", "model.weights.h5"  # members of a `.keras` archive (Keras's names)
+# what each entry of a weights record is, as `zoo.weights.pretrained.ResolvedWeights.record` writes it
+RECORD_TYPES = {"model": str, "weights": str, "source": (str, type(None)), "options": (dict, type(None)),
+                "preprocessing": (dict, type(None)), "class_names": (list, str, type(None))}
+PREPROCESSING_ENTRIES = ("name", "mean", "std", "channel_order")  # zoo.preprocessing.Preprocessing's fields
 
 
 @dataclasses.dataclass
@@ -51,14 +62,16 @@ class WeightFile:
             dense = {int(match.group(1) or 0): key for key in self.layers
                      if (match := re.fullmatch(r"dense(?:_(\d+))?", key))}
             classifier = dense[max(dense)] if dense else None
-        return int(self.layers[classifier][0].shape[-1]) if classifier else None
+        arrays = self.layers[classifier] if classifier else []
+        return int(arrays[0].shape[-1]) if arrays and np.ndim(arrays[0]) else None
 
 
 def load_model_file(path: str) -> keras.Model:
     """Loads a `.keras` model with safe_mode=True, so the file cannot run code.
 
     Keras refuses Lambda layers and serialized Python functions in safe mode; only the zoo's
-    registered layers and Keras's own can be rebuilt.
+    registered layers and Keras's own can be rebuilt. The archive is checked first
+    (`check_keras_archive`), so that Keras never reads a bomb or follows a link out of the file.
     """
     if not str(path).endswith(".keras"):
         raise ZooError(f"{path} is not a .keras model file")
@@ -66,28 +79,89 @@ def load_model_file(path: str) -> keras.Model:
         raise ZooError(f"no such file: {path}")
     if not zipfile.is_zipfile(path):
         raise ZooError(f"{path} is not a whole .keras archive (truncated or damaged): copy or save it again")
+    check_keras_archive(path)
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:
-        message = str(error)
-        if "safe_mode" in message or "Lambda" in message:
-            raise ZooError(
-                f"refusing to load {path}: it contains Python code (a Lambda layer or function) that "
-                f"would run on load. Rebuild the model without Lambda layers"
-            ) from None
-        raise ZooError(f"cannot load {path} as a Keras model: {message.splitlines()[0] if message else error!r}") from None
+    except Exception as error:  # noqa: BLE001 - whatever Keras raises on a file, the user gets one line
+        raise _keras_refusal(path, error) from None
+
+
+def check_keras_archive(path: str) -> None:
+    """Checks a `.keras` archive before Keras reads it: member names and sizes (JSON members at most
+    MAX_JSON_BYTES, all of them within the file's budget), and its weights' HDF5 file as a whole."""
+    budget = Budget(path)
+    with open_archive(path, "Keras model") as archive:
+        for info in archive.infolist():
+            check_member(info, path, budget, MAX_JSON_BYTES if info.filename.endswith(".json") else None)
+            if info.filename.endswith(".json"):
+                read_member(archive, info.filename, path)  # its CRC
+        if KERAS_WEIGHTS in archive.namelist():
+            with member_file(archive, KERAS_WEIGHTS, path) as member, open_weights(path, member, budget):
+                pass
+
+
+def _keras_reason(message: str) -> str:
+    """The first sentence of what Keras says is wrong: where objects failed to load, the first
+    one's error rather than Keras's count of them; where a layer could not be rebuilt, the
+    innermost error rather than the configs around it."""
+    marker = "Example error message for object"
+    if marker in message:
+        example = message.split(marker, 1)[1]
+        message = example.split(":", 1)[-1].split("List of objects that could not be loaded")[0]
+    message = message.rsplit("Exception encountered:", 1)[-1]
+    sentences = re.split(r"(?<=\.)\s+", " ".join(message.split()))
+    reason = sentences[0]
+    for sentence in sentences[1:]:  # as many whole sentences as fit in a line ("... must match. variable.shape=...")
+        if len(reason) + 1 + len(sentence) > MESSAGE_TEXT_LENGTH:
+            break
+        reason += " " + sentence
+    return brief(reason.rstrip(".")) or "Keras gives no reason"
+
+
+def _keras_refusal(path: str, error: Exception) -> ZooError:
+    """One line for what Keras raised on a file: code refused, another safe-mode refusal, or else."""
+    message = str(error)
+    if "Lambda" in message or "lambda" in message:
+        return ZooError(f"refusing to load {path}: it contains Python code (a Lambda layer or function) that would "
+                        f"run on load. Rebuild the model without Lambda layers")
+    if "safe_mode" in message or "safe mode" in message:
+        return ZooError(f"refusing to load {path}: Keras's safe mode refuses it ({_keras_reason(message)})")
+    if isinstance(error, RecursionError):
+        return ZooError(f"cannot load {path} as a Keras model: its config nests deeper than any model's does")
+    reason = _keras_reason(message) if message.strip() else type(error).__name__
+    return ZooError(f"cannot load {path} as a Keras model: {reason}")
 
 
 def read_keras_metadata(path) -> dict | None:
-    """The zoo's record of the weights in a `.keras` archive (WEIGHTS_METADATA), or None."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if WEIGHTS_METADATA not in archive.namelist():
-                return None
-            metadata = json.loads(archive.read(WEIGHTS_METADATA).decode("utf8"))
-    except (OSError, zipfile.BadZipFile, ValueError) as error:
-        raise ZooError(f"cannot read the weights record of {path}: {error}") from None
-    return metadata if isinstance(metadata, dict) else None
+    """The zoo's record of the weights in a `.keras` archive (WEIGHTS_METADATA), or None; a record
+    whose entries are not of the types `zoo import` writes is refused (it comes from a file)."""
+    path = os.fspath(path)
+    metadata = read_json_member(path, WEIGHTS_METADATA, "weights record")
+    if not isinstance(metadata, dict):
+        return None
+    for key, types in RECORD_TYPES.items():
+        if key in metadata and not isinstance(metadata[key], types):
+            raise _damaged_record(path, key, metadata[key])
+    preprocessing = metadata.get("preprocessing")
+    if preprocessing is not None and not set(PREPROCESSING_ENTRIES[:3]) <= set(preprocessing):
+        raise _damaged_record(path, "preprocessing", preprocessing)
+    for key, value in (preprocessing or {}).items():
+        if key in ("mean", "std"):  # a value per channel
+            valid = isinstance(value, list) and 0 < len(value) <= 4 and all(
+                isinstance(each, (int, float)) and not isinstance(each, bool) for each in value)
+        else:
+            valid = key in PREPROCESSING_ENTRIES and isinstance(value, str)
+        if not valid:
+            raise _damaged_record(path, f"preprocessing.{brief(key, 40)}", value)
+    names = metadata.get("class_names")
+    if isinstance(names, list) and not all(isinstance(each, str) for each in names):
+        raise _damaged_record(path, "class_names", names)
+    return metadata
+
+
+def _damaged_record(path: str, key: str, value) -> ZooError:
+    return ZooError(f"{path}: its weights record ({WEIGHTS_METADATA}) has {key} = {describe_value(value)}, which "
+                    f"`zoo import` never writes: the file is damaged; import the weights again")
 
 
 def leaf_layers(model):
@@ -105,28 +179,13 @@ def _read_keras_model(path: str) -> WeightFile:
     return WeightFile(path, layers, input_shape=tuple(model.input_shape[1:]))
 
 
-def _text(value) -> str:
-    return value.decode("utf8") if isinstance(value, bytes) else str(value)
-
-
-def _names_attribute(group, name: str) -> list[str]:
-    """A list of names stored as an HDF5 attribute; Keras splits long ones into name0, name1, ...
-    (an attribute holds at most 64 KiB)."""
-    if name in group.attrs:
-        return [_text(value) for value in group.attrs[name]]
-    values, chunk = [], 0
-    while f"{name}{chunk}" in group.attrs:
-        values += [_text(value) for value in group.attrs[f"{name}{chunk}"]]
-        chunk += 1
-    return values
-
-
 def _read_legacy_h5(group, path: str) -> WeightFile:
     layers = {}
-    for name in _names_attribute(group, "layer_names"):
-        weight_names = _names_attribute(group[name], "weight_names")
+    for name in names_attribute(group, "layer_names", path):
+        layer_group = child(group, name, path)
+        weight_names = names_attribute(layer_group, "weight_names", path)
         if weight_names:
-            layers[name] = [np.asarray(group[name][weight]) for weight in weight_names]
+            layers[name] = [read_array(child(layer_group, weight, path, h5py.Dataset), path) for weight in weight_names]
     return WeightFile(path, layers)
 
 
@@ -155,10 +214,19 @@ def _variable_name(variable) -> str:
 
 def _read_keras3_h5(group, path: str) -> WeightFile:
     layers = {}
-    for key, layer_group in group["layers"].items():
-        variables = layer_group.get("vars")
-        if variables is not None and len(variables):
-            layers[key] = [np.asarray(variables[index]) for index in sorted(variables, key=int)]
+    layers_group = child(group, "layers", path)
+    for key in layers_group:
+        layer_group = child(layers_group, check_name(key, path, "a layer name"), path)
+        if "vars" not in layer_group:
+            continue
+        variables = child(layer_group, "vars", path)
+        indices = list(variables)
+        if not all(index.isdigit() and len(index) < 10 for index in indices):
+            raise ZooError(f"{path} is not a Keras weights file: layers/{key}/vars holds "
+                           f"{brief(', '.join(indices[:5]))}, not numbered variables")
+        if indices:
+            layers[key] = [read_array(child(variables, index, path, h5py.Dataset), path)
+                           for index in sorted(indices, key=int)]
     return WeightFile(path, layers, by_saving_path=True)
 
 
@@ -169,15 +237,12 @@ def read_weight_file(path: str) -> WeightFile:
         raise ZooError(f"no such weights file: {path}")
     if path.endswith(".keras"):
         return _read_keras_model(path)
-    try:
-        with h5py.File(path, "r") as file:
-            group = file["model_weights"] if "model_weights" in file else file
-            if "layer_names" in group.attrs or "layer_names0" in group.attrs:
-                return _read_legacy_h5(group, path)
-            if "layers" in group:
-                return _read_keras3_h5(group, path)
-    except OSError as error:
-        raise ZooError(f"{path} is not a weights file (.keras, .weights.h5 or .h5): {error}") from None
+    with open_weights(path) as file:
+        group = child(file, "model_weights", path) if "model_weights" in file else file
+        if "layer_names" in group.attrs or "layer_names0" in group.attrs:
+            return _read_legacy_h5(group, path)
+        if "layers" in group:
+            return _read_keras3_h5(group, path)
     raise ZooError(f"{path} is an HDF5 file without Keras weights")
 
 

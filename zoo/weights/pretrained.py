@@ -23,8 +23,9 @@ from zoo.preprocessing import Preprocessing
 from zoo.weights.assign import assign
 from zoo.weights.converters import convert_source, converter_for, source_options
 from zoo.weights.download import CACHE_SUBDIR, fetch_keras_file, fetch_pretrained, keras_cache_dir
-from zoo.weights.files import WeightFile, read_keras_metadata, read_weight_file, save_legacy_weights
+from zoo.weights.files import WEIGHTS_METADATA, WeightFile, read_keras_metadata, read_weight_file, save_legacy_weights
 from zoo.weights.sources import HDF5, KERAS_MODEL, SourceWeights, kind_of, read_source_weights
+from zoo.weights.untrusted import describe_value, reading
 
 CONVERTED_FOLDER = "zoo_converted"
 CONVERSION_VERSION = 1  # part of the converted files' names: a changed conversion converts again
@@ -100,19 +101,26 @@ def _resolve_tag(spec, tag: str, include_top: bool, build_reference) -> Resolved
 
 def _classifier_size(spec, source: SourceWeights, options: dict) -> int | None:
     weight = source.arrays.get(f"{converter_for(spec).source_name('predictions', options, source)}.weight")
-    return int(weight.shape[0]) if weight is not None else None
+    return int(weight.shape[0]) if weight is not None and weight.ndim else None
 
 
 def _resolve_source(spec, path: str, given: dict) -> ResolvedWeights:
     source = read_source_weights(path)
-    needed = source_options(spec, source, given)
-    options = {**spec.options, **given, **needed}
-    converter = converter_for(spec)
+    what = f"{source.format} file for {spec.name}"
+    with reading(path, what):  # its arrays may have any shape and type: whatever fails says so with the file's name
+        needed = source_options(spec, source, given)
+        options = {**spec.options, **given, **needed}
+        converter = converter_for(spec)
+        num_classes, input_shape = _classifier_size(spec, source, options), converter.input_shape(source, options)
+
+    def weight_file(model) -> WeightFile:
+        with reading(path, what):
+            return convert_source(spec, source, model, options)
+
     return ResolvedWeights(
-        name=path, options=needed, num_classes=_classifier_size(spec, source, options),
-        input_shape=converter.input_shape(source, options), preprocessing=converter.preprocessing(options),
-        class_names=None, source=source.format,
-        weight_file=lambda model: convert_source(spec, source, model, options),
+        name=path, options=needed, num_classes=num_classes, input_shape=input_shape,
+        preprocessing=converter.preprocessing(options), class_names=None, source=source.format,
+        weight_file=weight_file,
     )
 
 
@@ -120,6 +128,12 @@ def _resolve_keras_file(spec, path: str) -> ResolvedWeights:
     weight_file = read_weight_file(path)
     record = read_keras_metadata(path) if kind_of(path) == KERAS_MODEL else None
     record = record if record and record.get("model") == spec.name else {}
+    for key, value in (record.get("options") or {}).items():
+        default = spec.options.get(key)
+        if key not in spec.options or default is not None and not isinstance(value, type(default)):
+            raise ZooError(f"{path}: its weights record ({WEIGHTS_METADATA}) gives {spec.name} the option "
+                           f"{describe_value(key)}={describe_value(value)}, which it does not take: the file is "
+                           f"damaged; import the weights again")
     preprocessing, evaluation = record.get("preprocessing"), record.get("evaluation")
     return ResolvedWeights(
         name=path, options=dict(record.get("options") or {}), num_classes=weight_file.num_classes,
@@ -186,7 +200,8 @@ def describe(spec, weights: str, given: dict | None = None) -> dict:
         preprocessing = converter_for(spec).preprocessing({**spec.options, **given, **options})
         return ResolvedWeights(weights, options, None, None, preprocessing, None, source.format,
                                weight_file=None).record(spec.name)
-    record = read_keras_metadata(weights) if looks_like_path(weights) and os.path.isfile(weights) else None
+    is_keras_model = looks_like_path(weights) and os.path.isfile(weights) and kind_of(weights) == KERAS_MODEL
+    record = read_keras_metadata(weights) if is_keras_model else None
     if record and record.get("model") == spec.name:
         return record
     return {"model": spec.name, "weights": weights, "source": None, "options": {}, "preprocessing": None,

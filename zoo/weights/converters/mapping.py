@@ -78,11 +78,11 @@ class _Arrays:
 
 
 def _dense_kernel(weight: np.ndarray, feature_shape, key: str, layer, path: str) -> np.ndarray:
+    if weight.ndim not in (2, 4):
+        raise ZooError(f"{path}: {key} has shape {shape_text(weight)}, not that of a fully connected layer")
     outputs = weight.shape[0]
     if weight.ndim == 4:  # a fully connected layer stored as a convolution over the whole map
         return weight.transpose(2, 3, 1, 0).reshape(-1, outputs)
-    if weight.ndim != 2:
-        raise ZooError(f"{path}: {key} has shape {shape_text(weight)}, not that of a fully connected layer")
     if feature_shape is None or None in feature_shape or np.prod(feature_shape[:2]) == 1:
         return weight.T
     height, width, channels = (int(side) for side in feature_shape)
