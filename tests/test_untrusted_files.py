@@ -18,7 +18,7 @@ from hostile_files import command_inputs, run_case, write  # noqa: E402
 from hostile_formats import (  # noqa: E402
     FIRST_KERNEL, external_link, external_storage, format_cases, h5_variant, write_external_target,
 )
-from zoo.weights import load_model_file, save_legacy_weights  # noqa: E402
+from zoo.weights.files import load_model_file, save_legacy_weights  # noqa: E402
 
 CASES = format_cases()
 
