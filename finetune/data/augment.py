@@ -2,7 +2,9 @@
 
 Augmentation runs in the tf.data pipeline on training batches only, on pixels in [0, 255] before
 the model's preprocessing (so brightness and colour jitter see real pixel values).
-Keras 3 has no random-resized-crop or PCA lighting layer; those two are written here.
+Keras 3 has no random-resized-crop or PCA lighting layer; those two are written here. A run
+(`finetune.training.inputs`) takes the crop and flip settings out and has the input pipeline draw
+them per image on the image as stored (`finetune.data.pipeline`); the rest run here, on batches.
 """
 
 from __future__ import annotations

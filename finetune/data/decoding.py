@@ -133,9 +133,20 @@ def decode_jpeg_window(contents, window, output_size, shape):
     return image
 
 
+# Past this much shrinking, a bilinear resize skips input pixels altogether and aliases: the filter
+# is stretched over them (antialiasing), at about twice the cost. Below it, plain bilinear
+# interpolation is what TensorFlow's ImageNet pipelines use. A JPEG crop that much larger than the
+# input is decoded at a DCT scale first (`decode_jpeg_window`), so it rarely needs the stretch.
+ANTIALIAS_ABOVE = 2
+
+
 def resize_to(image, size):
-    """uint8 [H, W, C] to `size` (height, width), antialiased bilinear (as PIL and torchvision)."""
-    resized = tf.image.resize(image, size, antialias=True)
+    """uint8 [H, W, C] to `size` (height, width): bilinear, antialiased (as PIL and torchvision)
+    when shrinking more than ANTIALIAS_ABOVE times."""
+    shape = tf.shape(image)
+    shrinks = (shape[0] > ANTIALIAS_ABOVE * size[0]) | (shape[1] > ANTIALIAS_ABOVE * size[1])
+    resized = tf.cond(shrinks, lambda: tf.image.resize(image, size, antialias=True),
+                      lambda: tf.image.resize(image, size))
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
@@ -193,12 +204,29 @@ def with_margin(window, shape):
 
 def decode_for_evaluation(contents, transform: EvalTransform, output_size):
     """Encoded image bytes through the evaluation transform (resize, centre crop), a JPEG decoded
-    only in the window the transform reads: float32 [output_size..., 3], whole numbers in [0, 255]."""
+    only in the window the transform reads: float32 [output_size..., 3], whole numbers in [0, 255].
+
+    A JPEG at least 2 x 2 times larger than its resize (a 12-megapixel photo resized to 256) is
+    decoded at the largest DCT scale, 1/2 to 1/8, that keeps it twice the resize, and resized from
+    there: the antialiased resize then still averages several pixels into each one it makes, and
+    the result is within a few levels of the exact transform's (under one on average). Smaller
+    JPEGs, and other formats, give exactly the transform's result."""
     def jpeg():
         shape = tf.image.extract_jpeg_shape(contents)[:2]
-        window = with_margin(eval_transform.crop_window(shape[0], shape[1], transform, output_size), shape)
-        image = tf.image.decode_and_crop_jpeg(contents, window, channels=3)
-        return eval_transform.apply(image, transform, output_size, full_shape=shape, offset=window[:2])
+        (resized_height, resized_width), _ = eval_transform.layout(shape[0], shape[1], transform, output_size)
+
+        def at(ratio: int):
+            def decode():
+                scaled = (shape + ratio - 1) // ratio  # libjpeg's scaled size
+                window = with_margin(eval_transform.crop_window(scaled[0], scaled[1], transform, output_size), scaled)
+                image = tf.image.decode_and_crop_jpeg(contents, window, channels=3, ratio=ratio)
+                return eval_transform.apply(image, transform, output_size, full_shape=scaled, offset=window[:2])
+
+            return decode
+
+        large = [(tf.logical_and(shape[0] >= 2 * ratio * resized_height, shape[1] >= 2 * ratio * resized_width),
+                  at(ratio)) for ratio in DCT_RATIOS]
+        return tf.case(large, default=at(1), exclusive=False)
 
     def other():
         return eval_transform.apply(decode(contents), transform, output_size)
