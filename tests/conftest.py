@@ -7,6 +7,13 @@ import pytest
 from finetune.data.datasets import BUILTIN_DATASETS
 
 
+@pytest.fixture(autouse=True)
+def _image_index_cache(monkeypatch, tmp_path_factory):
+    """The kit's header index of data folders (`finetune.data.file_index`) in a folder of the test
+    session, never in the user's cache."""
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "zoo-cache"))
+
+
 @pytest.fixture(scope="session")
 def shapes_data_dir(tmp_path_factory):
     """A TFDS data_dir holding the built-in zoo_shapes/tiny, generated once per session (no network)."""

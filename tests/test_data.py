@@ -1,6 +1,7 @@
 """Data specs, pipelines and bad files, on small folders and the project's own TFDS builders."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,12 +229,13 @@ def test_bad_files_are_skipped_or_converted_and_reported(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         bundle = load_data(str(tmp_path), image_size=(16, 16, 3), batch_size=4, validation_fraction=0.2)
     skipped = {path.split("/")[-1] for path in bundle.skipped}
-    assert skipped == {"empty.jpg", "notes.png", "truncated.jpg", "empty_class"}
-    assert "Skipped 4 unreadable file(s)" in caplog.text and "truncated.jpg (corrupt" in caplog.text
+    assert skipped == {"empty.jpg", "notes.png", "empty_class"}  # what headers tell, before training
+    assert "Skipped 3 unreadable file(s)" in caplog.text and "notes.png (not an image)" in caplog.text
     assert bundle.class_names == ["a", "b"]  # the empty class folder is left out
-    assert bundle.sizes["train"] + bundle.sizes["validation"] == 10 + 6
+    assert bundle.sizes["train"] + bundle.sizes["validation"] == 10 + 7  # the truncated JPEG is found when read
     seen = len(labels_of(bundle.train)) + len(labels_of(bundle.validation))
     assert seen == 16  # every readable file, and nothing fails mid-epoch
+    assert [Path(path).name for path in bundle.unreadable.met()] == ["truncated.jpg"]
 
 
 def test_a_file_that_breaks_after_the_check_is_dropped_not_fatal(tmp_path):

@@ -73,6 +73,9 @@ def training_options(function):
         click.option("--no-download", is_flag=True, default=None, help="Use prepared TFDS data only."),
         click.option("--cache/--no-cache", default=None, help="Keep decoded images in memory (default: when they "
                      "fit in 512 MiB)."),
+        click.option("--data-service", metavar="ADDRESS", help="Read and decode the training images on tf.data "
+                     "service workers (other machines too) through the dispatcher at ADDRESS, e.g. "
+                     "grpc://host:5050; each example once per epoch (README: more machines feeding one trainer)."),
         click.option("--strategy", type=click.Choice(["auto", "one", "mirrored", "multiworker", "tpu"])),
         click.option("--precision", type=click.Choice(["auto", "float32", "mixed"]),
                      help="auto (default): mixed bfloat16 on CPUs with native bfloat16, else float32; mixed "

@@ -57,7 +57,7 @@ def caption_folder(source: Path) -> CaptionFolder:
         raise ZooError(f"none of the {len(missing)} images {captioned.described} names were found in {root} or "
                        f"its subfolders (the first: {missing[0]!r}); put the images beside the caption file or in "
                        f"an images/ folder" if missing else f"{captioned.described} holds no captions")
-    checked = check_files([path for _, path, _ in candidates])
+    checked = check_files([path for _, path, _ in candidates], key=str(root.resolve()))
     skipped += checked.skipped
     if not checked.paths:
         raise ZooError(f"none of the {len(candidates)} captioned images in {root} could be read: "

@@ -13,7 +13,7 @@ import tensorflow as tf
 from finetune import files
 from finetune.data.images import check_files, summarize_skipped, IMAGE_EXTENSIONS
 from finetune.data.label_files import LABEL_FILES, find_label_file, label_file_source
-from finetune.data.source import Source, read_and_decode
+from finetune.data.source import Source, file_items, file_source
 from finetune.data.specs import DataSpec
 from zoo.errors import ZooError
 
@@ -76,7 +76,7 @@ def scan_folder(root: Path) -> FolderLayout:
                 raise ZooError(f"{class_folder} is a class that {train_root} does not have; "
                                f"the splits must share their classes")
             candidates += [(role, class_folder.name, path) for path in _image_files(class_folder)]
-    checked = check_files([str(path) for _, _, path in candidates])
+    checked = check_files([str(path) for _, _, path in candidates], key=str(root.resolve()))
     if checked.converted:
         log.info("Converted %d image(s) in %s that TensorFlow cannot decode directly or that are very large",
                  checked.converted, root)
@@ -119,16 +119,11 @@ def folder_source(spec: DataSpec, seed: int, labels=None) -> Source:
     if labels is not None or find_label_file(root) is not None:
         return label_file_source(root, labels, seed)
     layout = scan_folder(root)
-    splits, sizes = {}, {}
+    arrays = {}
     for role, (paths, labels) in layout.splits.items():
         # A seeded order, so that capped runs see every class and nothing depends on file names.
         order = np.random.default_rng(seed).permutation(len(paths))
-        sizes[role] = len(paths)
-        splits[role] = tf.data.Dataset.from_tensor_slices((
-            tf.constant(files.path_bytes(paths[index] for index in order), tf.string),
-            tf.constant([labels[index] for index in order], tf.int32),
-        ))
+        arrays[role] = file_items([paths[index] for index in order], [labels[index] for index in order])
     if layout.skipped:
         log.warning(summarize_skipped(layout.skipped, root))
-    return Source(splits, sizes, read_and_decode, layout.class_names, [path for path, _ in layout.skipped],
-                  str(root), files=True)
+    return file_source(arrays, layout.class_names, [path for path, _ in layout.skipped], str(root))

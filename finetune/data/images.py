@@ -1,11 +1,17 @@
-"""Image files: finding them in folders, checking every one before training, decoding in tf.data.
+"""Image files: finding them in folders, checking them before training, converting the few that
+TensorFlow cannot decode.
 
-Every file is checked up front, so that nothing fails mid-epoch:
-1. PIL opens and verifies it (empty files, non-images and broken structure are skipped);
-2. TensorFlow decodes it, all files in parallel (truncated data is skipped);
-3. files PIL reads but TensorFlow cannot (WebP, TIFF, 1-bit BMP...) and very large images get a
-   PNG copy, at most SHRUNK_SIDE pixels a side, that the pipeline reads instead; decoding a
-   6000x6000 image on every epoch, several at a time, would cost gigabytes for nothing.
+Before training only headers are read (`finetune.data.file_index`: format, size, mode; kept on disk
+and reused while the files are unchanged), so start-up grows with the number of files, not their
+pixels:
+1. files PIL cannot identify (empty files, non-images, broken headers) are skipped, with a reason;
+2. files TensorFlow cannot decode (WebP, TIFF, 1-bit BMP...) and very large non-JPEG images get a
+   PNG copy, at most SHRUNK_SIDE pixels a side, that the pipeline reads instead (JPEGs of any size
+   are decoded directly, cropped and scaled: `finetune.data.decoding`);
+3. damage inside a file (a JPEG cut short) is found by the pipeline when it first reads the file,
+   which is left out and reported by name (`finetune.data.decoding.UnreadableFiles`).
+`check_files(..., decode=True)` decodes every file up front instead, for a handful of images to
+predict on, where nothing may be dropped silently later.
 """
 
 from __future__ import annotations
@@ -16,20 +22,22 @@ import hashlib
 import logging
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from finetune import files
-
+from finetune.data import file_index
+from finetune.data.decoding import decode
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DECODABLE_FORMATS = {"JPEG", "PNG", "BMP", "GIF"}  # what tf.io.decode_image reads
-MAX_DECODE_SIDE = 4096  # larger images are read from a shrunk copy
+DECODABLE_BMP_MODES = {"RGB", "RGBA"}  # TensorFlow reads 24- and 32-bit BMPs only
+DECODABLE_JPEG_MODES = {"RGB", "L"}  # and JPEGs of 1 or 3 components (not CMYK)
+MAX_DECODE_SIDE = 4096  # larger non-JPEG images are read from a shrunk copy
 SHRUNK_SIDE = 2048  # enough for any zoo model's input, with room for random crops
 SKIPPED_SHOWN = 5  # how many skipped files a summary names
 
@@ -44,21 +52,34 @@ class CheckedFiles:
     converted: int = 0
 
 
-def check_files(paths: list[str]) -> CheckedFiles:
-    """Checks image files (see the module docstring); a file is either usable or skipped with a reason."""
+def needs_copy(header: file_index.Header) -> bool:
+    """Whether TensorFlow cannot decode the file (or should not, whole, on every epoch)."""
+    if header.format not in DECODABLE_FORMATS:
+        return True
+    if header.format == "BMP" and header.mode not in DECODABLE_BMP_MODES:
+        return True
+    if header.format == "JPEG" and header.mode not in DECODABLE_JPEG_MODES:
+        return True
+    return header.format != "JPEG" and max(header.width, header.height) > MAX_DECODE_SIDE
+
+
+def check_files(paths: list[str], key: str | None = None, decode: bool = False) -> CheckedFiles:
+    """Checks image files (see the module docstring); a file is either usable or skipped with a reason.
+    `key` names the on-disk header index to reuse (e.g. the data folder); `decode` also decodes
+    every file that passes, skipping those TensorFlow fails on."""
     paths = [str(path) for path in paths]
     reasons: dict[int, str] = {}
-    needs_copy: set[int] = set()
-    for index, path in enumerate(paths):
-        reason, image_format, size = _inspect(Path(path))
-        if reason:
-            reasons[index] = reason
-        elif image_format not in DECODABLE_FORMATS or max(size) > MAX_DECODE_SIDE:
-            needs_copy.add(index)
-    direct = [index for index in range(len(paths)) if index not in reasons and index not in needs_copy]
-    needs_copy.update(direct[position] for position in _undecodable([paths[index] for index in direct]))
-    read_from = {index: paths[index] for index in direct if index not in needs_copy}
-    for index in sorted(needs_copy):
+    copies: set[int] = set()
+    for index, header in enumerate(file_index.headers(paths, key)):
+        if header.reason:
+            reasons[index] = header.reason
+        elif needs_copy(header):
+            copies.add(index)
+    direct = [index for index in range(len(paths)) if index not in reasons and index not in copies]
+    if decode:
+        copies.update(direct[position] for position in _undecodable([paths[index] for index in direct]))
+    read_from = {index: paths[index] for index in direct if index not in copies}
+    for index in sorted(copies):
         try:
             read_from[index] = _converted_copy(Path(paths[index]))
         except (OSError, SyntaxError, ValueError) as error:
@@ -66,29 +87,7 @@ def check_files(paths: list[str]) -> CheckedFiles:
     usable = sorted(read_from)
     return CheckedFiles(usable, [read_from[index] for index in usable],
                         [(paths[index], reasons[index]) for index in sorted(reasons)],
-                        converted=len(needs_copy) - sum(index in reasons for index in needs_copy))
-
-
-def _inspect(path: Path) -> tuple[str | None, str | None, tuple[int, int]]:
-    """(reason the file is unusable or None, PIL's format name, (width, height)), without decoding pixels."""
-    try:
-        if path.stat().st_size == 0:
-            return "empty file", None, (0, 0)
-        with warnings.catch_warnings():
-            # Past PIL's limit (~89 Mpx) an image is more likely an attack or a scan than a photo.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image_format, size = image.format, image.size
-                image.verify()  # structure and checksums, without decoding
-    except FileNotFoundError:
-        return "no such file", None, (0, 0)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return "too large to decode safely", None, (0, 0)
-    except UnidentifiedImageError:
-        return "not an image", None, (0, 0)
-    except (OSError, SyntaxError, ValueError) as error:
-        return f"corrupt ({str(error)[:60]})", None, (0, 0)
-    return None, image_format, size
+                        converted=len(copies) - sum(index in reasons for index in copies))
 
 
 def _undecodable(paths: list[str]) -> list[int]:
@@ -132,13 +131,6 @@ def _converted_copy(path: Path) -> str:
             rgb = image.convert("RGB")
         rgb.save(target, format="PNG", compress_level=1)
     return str(target)
-
-
-def decode(contents):
-    """Encoded JPEG/PNG/BMP/GIF bytes to a uint8 RGB image (first frame of a GIF; alpha dropped)."""
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
 
 
 def summarize_skipped(skipped: list[tuple[str, str]], where) -> str:

@@ -24,7 +24,7 @@ import tensorflow as tf
 from finetune import files
 from finetune.data.image_index import ImageIndex, search_folders
 from finetune.data.images import check_files, summarize_skipped
-from finetune.data.source import Source, read_and_decode
+from finetune.data.source import Source, file_items, file_source
 from finetune.data.text_tables import RowCheck, read_text
 from zoo.errors import ZooError
 
@@ -231,7 +231,7 @@ def label_file_source(root: Path, labels, seed: int) -> Source:
         more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
         log.warning("%d image(s) named in %s were not found and are left out: %s%s", len(missing),
                     " and ".join(sorted({file for _, file in missing})), names, more)
-    checked = check_files([str(candidate.path) for candidate in candidates])
+    checked = check_files([str(candidate.path) for candidate in candidates], key=str(root.resolve()))
     if checked.skipped:
         log.warning(summarize_skipped(checked.skipped, root))
     usable = [(candidates[index], path) for index, path in zip(checked.indices, checked.paths)]
@@ -240,20 +240,16 @@ def label_file_source(root: Path, labels, seed: int) -> Source:
         raise ZooError(f"{by_split['train']} gives {len(class_names)} label(s) to readable images: a classifier needs "
                        f"at least two classes")
     _check_known_labels(by_split, usable, class_names)
-    splits, sizes = {}, {}
+    arrays = {}
     for role in by_split:
         examples = [(path, class_names.index(candidate.label)) for candidate, path in usable if candidate.role == role]
         if not examples:
             continue
         # A seeded order, as for class folders: capped runs see every class, nothing depends on row order.
         order = np.random.default_rng(seed).permutation(len(examples))
-        sizes[role] = len(examples)
-        splits[role] = tf.data.Dataset.from_tensor_slices((
-            tf.constant(files.path_bytes(examples[index][0] for index in order), tf.string),
-            tf.constant([examples[index][1] for index in order], tf.int32)))
+        arrays[role] = file_items([examples[index][0] for index in order], [examples[index][1] for index in order])
     skipped = [name for name, _ in missing] + [path for path, _ in checked.skipped]
-    return Source(splits, sizes, read_and_decode, class_names, skipped,
-                  str(by_split["train"]), files=True)
+    return file_source(arrays, class_names, skipped, str(by_split["train"]))
 
 
 def _check_known_labels(by_split: dict[str, Path], usable, class_names: list[str]) -> None:

@@ -1,8 +1,17 @@
 """Input pipelines: a data spec resolved to batched tf.data streams sized for a zoo model.
 
 Sources (`finetune.data.source`: TFDS datasets and class folders) give undecoded items per split;
-here they are decoded, fitted to the model's input (channels, size), kept in memory when small,
-shuffled, batched, augmented and preprocessed.
+here they are shuffled, decoded, fitted to the model's input (channels, size), kept in memory when
+small, batched, augmented and preprocessed.
+
+The geometric augmentation of training (random-resized-crop, flips) is drawn per image on the
+image as it is stored, not on a shrunk copy: for files, on the original size read from the JPEG
+header, and only the crop is decoded (`finetune.data.decoding`). Validation and test images of
+files go through the evaluation transform the same way. Images kept in memory (`cache`) are the
+resized ones, and the crops are drawn on those.
+
+With `data_service`, the training stream's reading, decoding and cropping run on tf.data service
+workers (`finetune.data.service`); the trainer batches, augments colours and preprocesses.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from finetune import files
+from finetune.data import decoding, service
 from finetune.data import images as image_files
 from finetune.data.folders import folder_source
 from finetune.data.source import (AUTOTUNE, Source, cap, carve_fold, carve_validation, keep_small_items_in_memory,
@@ -94,6 +104,62 @@ def decode_items(source: Source, items: tf.data.Dataset, image_size,
     return fitted
 
 
+def with_seeds(items: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+    """(item, target) -> (item, target, seed int64 [2]): a fresh seed per example and per epoch,
+    drawn from `seed`, for the stateless random ops of the per-image augmentation."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(items, seeds).map(lambda example, pair: (*example, pair))
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """The per-image geometric augmentation of training: random-resized-crop over `crop_area`
+    (min, max fraction of the image), horizontal flips."""
+
+    crop_area: tuple[float, float] | None = None
+    flip: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.crop_area is not None or self.flip
+
+
+def decode_files(paths: tf.data.Dataset, image_size, unreadable: decoding.UnreadableFiles,
+                 evaluation: EvalTransform | None = None, geometry: Geometry = Geometry()) -> tf.data.Dataset:
+    """(path, target, seed) -> (uint8 image fitted to `image_size`, target): each file read once,
+    left out and recorded by `unreadable` when cut short, decoded where the crop or the evaluation
+    transform reads it (`finetune.data.decoding`)."""
+    size = tuple(image_size[:2])
+
+    def read(path, target, seed):
+        return path, tf.io.read_file(path), target, seed
+
+    def complete(path, contents, target, seed):
+        return unreadable.record(path, decoding.looks_complete(contents))
+
+    def decoded(path, contents, target, seed):
+        if evaluation is not None:
+            image = tf.cast(decoding.decode_for_evaluation(contents, evaluation, size), tf.uint8)
+        else:
+            image = decoding.decode_cropped(contents, size, seed, geometry.crop_area, geometry.flip)
+        return fit_image(image, image_size), target
+
+    stream = paths.map(read, num_parallel_calls=AUTOTUNE).filter(complete)
+    # ignore_errors: a last guard for damage only decoding finds, and files changed since they were checked
+    return stream.map(decoded, num_parallel_calls=AUTOTUNE).ignore_errors(log_warning=True)
+
+
+def augment_geometry(images: tf.data.Dataset, image_size, geometry: Geometry) -> tf.data.Dataset:
+    """(decoded image, target, seed) -> (uint8 image cropped, fitted to `image_size` and flipped, target)."""
+    size = tuple(image_size[:2])
+
+    def cropped(image, target, seed):
+        image = fit_image(decoding.crop_decoded(image, size, seed, geometry.crop_area), image_size)
+        return decoding.crop_decoded(image, size, seed, flip=geometry.flip), target
+
+    return images.map(cropped, num_parallel_calls=AUTOTUNE)
+
+
 def image_statistics(images: tf.data.Dataset, max_images: int = STATISTICS_SAMPLE) -> dict:
     """Per-channel "mean"/"std" of pixels in [0, 255], and for RGB "pca_eigval"/"pca_eigvec" (columns,
     largest first) of pixels in [0, 1], AlexNet's lighting noise; from the first `max_images` of a
@@ -134,6 +200,7 @@ class DataBundle:
     skipped: list[str]
     _train_images: tf.data.Dataset  # uint8, decoded and resized, unshuffled, before augmentation
     _train_labels: tf.data.Dataset  # int labels of the same examples, images left undecoded
+    unreadable: decoding.UnreadableFiles | None = None  # files the streams left out as they met them
 
     @property
     def num_classes(self) -> int:
@@ -195,7 +262,8 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
               cache: bool | None = None, drop_remainder: bool = False, shuffle_buffer: int = 10000,
               max_examples: int | None = None, label_mode: str = "int", labels=None, folds: int | None = None,
               fold: int | None = None, balance: str | None = None,
-              evaluation: EvalTransform | None = None) -> DataBundle:
+              evaluation: EvalTransform | None = None, random_crop: tuple[float, float] | None = None,
+              random_flip: bool = False, data_service: str | None = None) -> DataBundle:
     """Resolves `spec` and returns batched train/validation/test streams sized for a model.
 
     Args:
@@ -225,15 +293,27 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         evaluation: how validation and test images are resized and cropped to the input (the
             evaluation transform of the weights' source, `zoo.eval_transform`); None, or a squash,
             resizes them as training images are before augmentation (`fit_image`).
+        random_crop: (min, max) area of training images' random-resized-crops, as fractions of the
+            image (aspect ratios 3/4 to 4/3, torchvision's `RandomResizedCrop`), drawn on the image
+            as stored (module docstring); None: no crop.
+        random_flip: flip training images left-right at random.
+        data_service: the address of a tf.data service dispatcher ("grpc://host:port"): the training
+            stream's reading and decoding run on its workers, each example once per epoch
+            (`finetune.data.service`); the other streams stay local.
     """
     if label_mode not in LABEL_MODES:
         raise ZooError(f"label_mode must be 'int' or 'categorical', not {label_mode!r}")
     if batch_size < 1:
         raise ZooError(f"batch_size must be at least 1, got {batch_size}")
     image_size = check_image_size(image_size)
+    geometry = Geometry(check_crop_area(random_crop), bool(random_flip))
     source = open_source(parse_spec(labelled_spec(spec, labels)), data_dir, download, seed, labels)
     if len(source.class_names) < 2:
         raise ZooError(f"{source.description} has {len(source.class_names)} class(es): a classifier needs at least two")
+    if data_service is not None:
+        service.check_usable(source, balance, carved=folds is not None or "validation" not in source.splits
+                             or max_examples is not None)
+        cache = False  # the workers read every epoch: a cache would live, and die, on them
     if folds is not None:
         carve_fold(source, folds, fold or 0, seed)
     else:
@@ -251,8 +331,22 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
     if evaluation is not None and evaluation.resize_mode == SQUASH:
         evaluation = None
 
-    def decoded(items, role="train"):
-        return decode_items(source, items, image_size, None if role == "train" else evaluation)
+    unreadable = decoding.UnreadableFiles()
+    on_workers = decoding.UnreadableFiles(print_only=True)  # a service worker cannot write to the trainer's table
+
+    def decoded(items, role="train", augmented=False, remote=False):
+        """(item, target[, seed]) -> (uint8 image, target); `augmented`: with the training geometry."""
+        evaluated = None if role == "train" else evaluation
+        if source.files:
+            items = items if augmented else with_seeds(items, seed)
+            return decode_files(items, image_size, on_workers if remote else unreadable, evaluated,
+                                geometry if augmented else Geometry())
+        if augmented:  # decoded whole by the source, then cropped
+            def decode_one(item, target, pair):
+                return source.decode(item), target, pair
+
+            return augment_geometry(items.map(decode_one, num_parallel_calls=AUTOTUNE), image_size, geometry)
+        return decode_items(source, items, image_size, evaluated)
 
     def finish(images, training):
         def to_model(batch_images, labels):
@@ -273,10 +367,15 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
 
     def decoded_and_shuffled(items, role, training):
+        augmented = role == "train" and geometry.active
         if cache:
             images = decoded(items, role).cache()
-            return shuffled(images, role) if training else images
-        return decoded(shuffled(items, role) if training else items, role)  # shuffle paths or bytes, not pixels
+            images = shuffled(images, role) if training else images
+            return augment_geometry(with_seeds(images, seed), image_size, geometry) if augmented else images
+        items = shuffled(items, role) if training else items  # shuffle paths or bytes, not pixels
+        remote = role == "train" and data_service is not None
+        images = decoded(with_seeds(items, seed) if augmented else items, role, augmented, remote)
+        return service.distribute(images, data_service) if remote else images
 
     streams = {}
     epoch_size = source.sizes["train"]
@@ -298,7 +397,21 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         skipped=source.skipped,
         _train_images=decoded(source.splits["train"]).map(lambda image, label: image),
         _train_labels=source.splits["train"].map(lambda item, label: label),
+        unreadable=unreadable,
     )
+
+
+def check_crop_area(area) -> tuple[float, float] | None:
+    if area is None:
+        return None
+    try:
+        low, high = (float(value) for value in area)
+    except (TypeError, ValueError):
+        low = high = -1.0
+    if not 0 < low <= high <= 1:
+        raise ZooError(f"random_crop must be (min, max) fractions of the image area with 0 < min <= max <= 1, "
+                       f"got {area}")
+    return low, high
 
 
 def read_statistics(spec: str | None = None, *, image_size, validation_fraction: float = 0.2, seed: int = 0,
@@ -318,7 +431,7 @@ def load_images(paths, image_size, preprocessing=None, batch_size: int = 64):
     """
     image_size = check_image_size(image_size)
     paths = [str(path) for path in paths]
-    checked = image_files.check_files(paths)
+    checked = image_files.check_files(paths, decode=True)  # nothing may be dropped later: decode now
     if checked.skipped:
         log.warning(image_files.summarize_skipped(checked.skipped, "the given images"))
     if not checked.paths:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from finetune import files
+from finetune.data.images import summarize_skipped
 from finetune.training import devices, diagnostics, modeling, optim, plots
 from finetune.training.config import FinetuneConfig, check_buildable
 from finetune.training.evaluation import evaluate
@@ -27,6 +29,9 @@ from finetune.training.precision import float32_model, precision, precision_poli
 from finetune.training.runfolder import RunFolder
 from finetune.training.trainer import Trainer, VariableGroup, loss_scaled
 from zoo.errors import ZooError
+
+log = logging.getLogger(__name__)
+CUT_SHORT = "cut short"
 
 
 @dataclasses.dataclass
@@ -115,6 +120,25 @@ def classifier_trainer(model, config: FinetuneConfig, strategy, steps_per_epoch:
     objective = Classification(config.label_smoothing, config.top_k, class_weights)
     return Trainer(trained_model, strategy, steps_per_epoch, objective, groups, jit=config.jit,
                    steps_per_execution=config.steps_per_execution)
+
+
+def unreadable_reporter(bundle):
+    """A per-epoch callback that names the files the streams met damaged during that epoch."""
+    def report(epoch: int) -> None:
+        fresh = bundle.unreadable.new() if bundle.unreadable is not None else []
+        if fresh:
+            log.warning(summarize_skipped([(path, CUT_SHORT) for path in fresh], f"epoch {epoch + 1}") +
+                        " (left out of training and validation)")
+
+    return report
+
+
+def unreadable_files(bundle) -> dict:
+    """metrics.json's account of every file the run left out: at the start (with reasons) and
+    when the streams met them damaged."""
+    met = bundle.unreadable.met() if bundle.unreadable is not None else []
+    named = [files.printable(path) for path in bundle.skipped] + [files.printable(path) for path in met]
+    return {"count": len(named), "files": named, "found_in_training": len(met)}
 
 
 def finetune(config: FinetuneConfig | None, out=None, resume: bool = False, verbose: int = 1) -> RunResult:
@@ -206,7 +230,8 @@ def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose
         validate=lambda: evaluate(trained_model, validation_for_epochs, config.top_k, config.label_smoothing),
         saved_model=model,
         checkpointed={"model": model, "head_optimizer": groups[0].optimizer, "backbone_optimizer": groups[1].optimizer},
-        early_stopping=config.early_stopping, before_epoch=before_epoch, learning_rate=config.lr)
+        early_stopping=config.early_stopping, before_epoch=before_epoch, learning_rate=config.lr,
+        after_epoch=unreadable_reporter(bundle))
     iterator = iter(strategy.experimental_distribute_dataset(_distributed_options(train.repeat())))
     history = run_epochs(trainer, iterator, epochs, folder, resume=resume, monitor=monitor, verbose=verbose)
     trainer.finalize_ema()
@@ -218,7 +243,7 @@ def _run(config: FinetuneConfig, folder: RunFolder | None, resume: bool, verbose
     scored = float32_model(final_model)
     metrics, truth, predicted = evaluate(scored, validation, config.top_k, config.label_smoothing, collect=True)
     metrics = {"validation": metrics, "train_examples": train_size, "epochs_completed": len(history),
-               "classes": len(class_names)}
+               "classes": len(class_names), "unreadable_files": unreadable_files(bundle)}
     if config.diagnostics and history:
         metrics["diagnosis"] = diagnostics.diagnose(history)  # overfitting, underfitting, not converged...
     if test is not None and (config.data is not None or config.labels is not None):

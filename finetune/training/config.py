@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import zoo
 from finetune import files
+from finetune.data import service
 from finetune.data.augment import FLAGS, PRESETS
 from finetune.data.pipeline import BALANCE_MODES
 from zoo.errors import ZooError
@@ -153,7 +154,7 @@ class FinetuneConfig(RunSettings):
     TASK: ClassVar[str] = "classification"
     # what a resumed run may change: how long it runs, and where its data is read from
     RESUMABLE: ClassVar[frozenset] = frozenset({"epochs", "early_stopping", "data_dir", "download", "cache",
-                                                "diagnostics"})
+                                                "diagnostics", "data_service"})
     DERIVED: ClassVar[frozenset] = frozenset({"evaluation"})
 
     model: str = "lenet5"
@@ -206,6 +207,7 @@ class FinetuneConfig(RunSettings):
     download: bool = True
     cache: bool | None = None  # decoded images in memory; None: when they fit (finetune.data.AUTO_CACHE_BYTES)
     shuffle: bool = True
+    data_service: str | None = None  # a tf.data service dispatcher the training stream runs on (finetune.data.service)
 
     strategy: str = "auto"
     precision: str = "auto"  # the fastest correct choice per device: finetune.devices.precision_policy
@@ -281,8 +283,13 @@ class FinetuneConfig(RunSettings):
         for field in ("nesterov", "cache_features", "download", "shuffle", "jit", "diagnostics"):
             flag(field, getattr(self, field))
         flag("cache", self.cache, optional=True)
-        for field in ("data", "labels", "data_dir", "weights", "unfreeze_from"):
+        for field in ("data", "labels", "data_dir", "weights", "unfreeze_from", "data_service"):
             require_text(field, getattr(self, field), optional=True)
+        if self.data_service is not None:
+            service.check_address(self.data_service)
+            if self.balance:
+                raise ZooError("--balance cannot be used with --data-service: leave one out (--class-weights also "
+                               "corrects for imbalance)")
         if not isinstance(self.model_options, dict) or not isinstance(self.augment_options, dict):
             raise ZooError("model_options and augment_options are mappings of option names to values")
         unknown = set(self.model_options) - set(spec.options) - {"classifier_activation"}

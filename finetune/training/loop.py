@@ -45,6 +45,8 @@ class Epochs:
         early_stopping: patience in epochs without a lower validation loss; None: never stop early.
         before_epoch: called with each epoch's index before it trains (e.g. to unfreeze layers).
         learning_rate: a note for the error when the loss diverges ("try --lr ...").
+        after_epoch: called with each epoch's index once it has trained and validated (e.g. to
+            report the files its streams met unreadable).
     """
 
     total: int
@@ -54,6 +56,7 @@ class Epochs:
     early_stopping: int | None = None
     before_epoch: Callable[[int], str | None] | None = None
     learning_rate: float | None = None
+    after_epoch: Callable[[int], None] | None = None
 
 
 class Progress:
@@ -135,6 +138,8 @@ def run_epochs(trainer: Trainer, iterator, epochs: Epochs, folder: RunFolder | N
         if verbose and validation is not None:
             print(f"  val_loss {row['val_loss']:.4f} - val_accuracy {row['val_accuracy']:.4f} "
                   f"- {row['seconds']:.1f}s")
+        if epochs.after_epoch is not None:
+            epochs.after_epoch(epoch)
         history.append(row)
         improved = row.get("val_loss", row["loss"]) < best
         if improved:
