@@ -157,9 +157,10 @@ PHOTO_CLASSES = 10
 PHOTO_BATCH = 64
 PHOTO_SIZE = 224
 LARGE_EVERY = 50  # 1 in 50 photos is a 12-megapixel one
-CONTENDERS = ("kit", "keras", "tfdata", "torchvision")
+CONTENDERS = ("kit", "kit-squash", "keras", "tfdata", "torchvision")
 CONTENDER_LABELS = {
-    "kit": "kit: load_data, random_crop=(0.08, 1), random_flip; val resize 256 + crop 224",
+    "kit": "kit: load_data, random_crop=(0.08, 1), random_flip; val resize 256 + crop 224 (torchvision's, exact)",
+    "kit-squash": "kit, the same training; val squashed to 224 (a run without a tag's transform)",
     "keras": "image_dataset_from_directory + RandomZoom + RandomFlip; val crop_to_aspect_ratio",
     "tfdata": "tf.data reference: sample_distorted_bounding_box + decode_and_crop_jpeg; val resize 256 + crop 224",
     "torchvision": "torchvision: ImageFolder + DataLoader, RandomResizedCrop + flip; val Resize(256) + CenterCrop(224)",
@@ -340,8 +341,10 @@ def time_streams(build, size_of, train_count: int, warmup: int, tail: int, val_p
             "first_batch_s": first_batch, "from_process_start_s": from_process_start, "peak_rss_mib": memory.mib()}
 
 
-def kit_load_data(root: Path, **options):
-    """load_data as the benchmark asks; (the bundle, a note when the kit lacks random_crop/random_flip)."""
+def kit_load_data(root: Path, evaluation="tv_in1k", **options):
+    """load_data as the benchmark asks; (the bundle, a note when the kit lacks random_crop/random_flip).
+    `evaluation`: "tv_in1k" (torchvision's resize 256 + crop 224, antialiased as PIL) or None (the
+    squash of a run that starts from no tag)."""
     import inspect
 
     import zoo
@@ -354,16 +357,20 @@ def kit_load_data(root: Path, **options):
     else:
         note = "this kit has no random_crop/random_flip: its plain resize, no augmentation"
     bundle = load_data(str(root), image_size=(PHOTO_SIZE, PHOTO_SIZE, 3), batch_size=PHOTO_BATCH,
-                       preprocessing=zoo.info("resnet50").preprocessing, cache=False, evaluation=TORCHVISION_V1,
-                       **options)
+                       preprocessing=zoo.info("resnet50").preprocessing, cache=False,
+                       evaluation=TORCHVISION_V1 if evaluation else None, **options)
     return bundle, note
 
 
-def kit_streams(root: Path, extra: dict):
-    bundle, note = kit_load_data(root)
+def kit_streams(root: Path, extra: dict, evaluation="tv_in1k"):
+    bundle, note = kit_load_data(root, evaluation)
     if note:
         extra["note"] = note
     return bundle.train, bundle.validation
+
+
+def kit_squash_streams(root: Path, extra: dict):
+    return kit_streams(root, extra, evaluation=None)
 
 
 def keras_streams(root: Path, extra: dict):
@@ -462,9 +469,10 @@ def torchvision_streams(root: Path, extra: dict):
 
 
 KIT_MODULES = ("tensorflow", "keras", "zoo", "zoo.eval_transform", "finetune.data")
-LIBRARY_MODULES = {"kit": KIT_MODULES, "kit-start": KIT_MODULES, "keras": ("tensorflow", "keras"),
+LIBRARY_MODULES = {"kit": KIT_MODULES, "kit-squash": KIT_MODULES, "kit-start": KIT_MODULES, "keras": ("tensorflow", "keras"),
                    "tfdata": ("tensorflow",), "torchvision": ("torch", "torchvision", "torchvision.datasets")}
-STREAMS = {"kit": kit_streams, "keras": keras_streams, "tfdata": tfdata_streams, "torchvision": torchvision_streams}
+STREAMS = {"kit": kit_streams, "kit-squash": kit_squash_streams, "keras": keras_streams, "tfdata": tfdata_streams,
+           "torchvision": torchvision_streams}
 
 
 def kit_start_up(root: Path) -> dict:
@@ -568,7 +576,9 @@ def photos(args) -> None:
              figure(name, "peak_rss_mib")] for name in contenders]
     targets = [("kit train / torchvision train", ("kit", "train_images_per_s"), ("torchvision", "train_images_per_s"), 1.5),
                ("kit train / tf.data reference train", ("kit", "train_images_per_s"), ("tfdata", "train_images_per_s"), 0.9),
-               ("kit val / image_dataset_from_directory val", ("kit", "val_images_per_s"), ("keras", "val_images_per_s"), 0.9)]
+               ("kit val / image_dataset_from_directory val", ("kit", "val_images_per_s"), ("keras", "val_images_per_s"), 0.9),
+               ("kit val squashed / image_dataset_from_directory val", ("kit-squash", "val_images_per_s"),
+                ("keras", "val_images_per_s"), 0.9)]
     ratio_rows = []
     for label, numerator, denominator, target in targets:
         if denominator[0] not in results:

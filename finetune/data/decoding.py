@@ -140,13 +140,16 @@ def decode_jpeg_window(contents, window, output_size, shape):
 ANTIALIAS_ABOVE = 2
 
 
-def resize_to(image, size):
-    """uint8 [H, W, C] to `size` (height, width): bilinear, antialiased (as PIL and torchvision)
-    when shrinking more than ANTIALIAS_ABOVE times."""
-    shape = tf.shape(image)
-    shrinks = (shape[0] > ANTIALIAS_ABOVE * size[0]) | (shape[1] > ANTIALIAS_ABOVE * size[1])
-    resized = tf.cond(shrinks, lambda: tf.image.resize(image, size, antialias=True),
-                      lambda: tf.image.resize(image, size))
+def resize_to(image, size, antialias: bool | None = None):
+    """uint8 [H, W, C] to `size` (height, width): bilinear, antialiased (as PIL and torchvision) when
+    `antialias`, or, by default (None, for training crops), when shrinking more than ANTIALIAS_ABOVE times."""
+    if antialias is None:
+        shape = tf.shape(image)
+        shrinks = (shape[0] > ANTIALIAS_ABOVE * size[0]) | (shape[1] > ANTIALIAS_ABOVE * size[1])
+        resized = tf.cond(shrinks, lambda: tf.image.resize(image, size, antialias=True),
+                          lambda: tf.image.resize(image, size))
+    else:
+        resized = tf.image.resize(image, size, antialias=antialias)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
@@ -154,10 +157,10 @@ def _flipped(image, seed, flip: bool):
     return tf.image.stateless_random_flip_left_right(image, seed=seed + 1) if flip else image
 
 
-def decode_cropped(contents, output_size, seed=None, area_range=None, flip=False):
+def decode_cropped(contents, output_size, seed=None, area_range=None, flip=False, antialias: bool | None = None):
     """Encoded image bytes to uint8 RGB [output_size..., 3]: a random-resized-crop of `area_range`
     (None: the whole image, squashed to the size), optionally flipped left-right at random; JPEGs
-    decoded only where the window is (module docstring). `seed`: int [2]."""
+    decoded only where the window is (module docstring). `seed`: int [2]; `antialias`: see `resize_to`."""
     def window_of(height, width):
         if area_range is None:
             return tf.stack([0, 0, height, width])
@@ -174,7 +177,7 @@ def decode_cropped(contents, output_size, seed=None, area_range=None, flip=False
         return image[top:top + height, left:left + width]
 
     image = tf.cond(is_jpeg(contents), jpeg, other)
-    return _flipped(resize_to(image, output_size), seed, flip)
+    return _flipped(resize_to(image, output_size, antialias), seed, flip)
 
 
 def crop_decoded(image, output_size, seed, area_range=None, flip=False):

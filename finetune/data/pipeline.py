@@ -131,10 +131,12 @@ class Geometry:
 
 
 def decode_files(paths: tf.data.Dataset, image_size, unreadable: decoding.UnreadableFiles,
-                 evaluation: EvalTransform | None = None, geometry: Geometry = Geometry()) -> tf.data.Dataset:
+                 evaluation: EvalTransform | None = None, geometry: Geometry = Geometry(),
+                 exact: bool = False) -> tf.data.Dataset:
     """(path, target, seed) -> (uint8 image fitted to `image_size`, target): each file read once,
     left out and recorded by `unreadable` when cut short, decoded where the crop or the evaluation
-    transform reads it (`finetune.data.decoding`)."""
+    transform reads it (`finetune.data.decoding`). `exact`: a squash always antialiased, as PIL's
+    (validation and test), not only past 2x shrinking (training)."""
     size = tuple(image_size[:2])
 
     def decoded(path, target, seed):
@@ -144,7 +146,8 @@ def decode_files(paths: tf.data.Dataset, image_size, unreadable: decoding.Unread
         def decode():
             if evaluation is not None:
                 return tf.cast(decoding.decode_for_evaluation(contents, evaluation, size), tf.uint8)
-            return decoding.decode_cropped(contents, size, seed, geometry.crop_area, geometry.flip)
+            return decoding.decode_cropped(contents, size, seed, geometry.crop_area, geometry.flip,
+                                           antialias=True if exact else None)
 
         image = tf.cond(complete, decode, lambda: tf.zeros((*size, 3), tf.uint8))
         return fit_image(image, image_size), target, complete
@@ -352,7 +355,7 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         if source.files:
             items = items if augmented else with_seeds(items, seed)
             return decode_files(items, image_size, on_workers if remote else unreadable, evaluated,
-                                geometry if augmented else Geometry())
+                                geometry if augmented else Geometry(), exact=role != "train")
         if augmented:  # decoded whole by the source, then cropped
             def decode_one(item, target, pair):
                 return source.decode(item), target, pair
