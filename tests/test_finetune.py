@@ -152,6 +152,7 @@ def test_auto_precision_picks_per_device(monkeypatch):
     assert precision.precision_policy("mixed", strategy, lenet) == "mixed_bfloat16"  # asked for: given
     monkeypatch.setattr(precision, "cpu_kind", lambda: ("amx", "x86 with AMX"))
     assert precision.precision_policy("auto", strategy, resnet50) == "mixed_bfloat16"
+    assert precision.precision_policy("auto", strategy, lenet) == "float32"
     # a native kind not measured yet: by step size; an emulating one never
     assert not precision.bfloat16_trains_faster("arm_bf16", lenet) and precision.bfloat16_trains_faster("arm_bf16", resnet)
     assert not precision.bfloat16_trains_faster("avx2", resnet50)
