@@ -33,6 +33,28 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+# The kinds of CPU whose speeds differ, first match wins: whether bfloat16 is native (AMX,
+# AVX512-BF16, Arm BF16) and whether TensorFlow turns oneDNN on by itself (it does where AVX-512
+# VNNI or newer is). (key, flags it needs, description); the key names BENCHMARKS.md's sections.
+CPU_KINDS = (
+    ("amx", ("amx_bf16",), "x86 with AMX (native bfloat16 matmul tiles)"),
+    ("avx512_bf16", ("avx512_bf16",), "x86 with AVX512-BF16 (native bfloat16)"),
+    ("avx512", ("avx512f",), "x86 with AVX-512, no native bfloat16"),
+    ("avx2", ("avx2",), "x86 with AVX2 only: no AVX-512, no native bfloat16"),
+    ("arm_bf16", ("bf16",), "Arm with BF16 (native bfloat16)"),
+)
+OTHER_CPU_KIND = ("other", "CPU without AVX2 or BF16")
+
+
+def cpu_kind(flags=None) -> tuple[str, str]:
+    """(key, description) of this CPU's kind (of `flags`, default the CPU's own), e.g. ("amx", ...)."""
+    flags = cpu_flags() if flags is None else set(flags)
+    for key, needed, description in CPU_KINDS:
+        if all(flag in flags for flag in needed):
+            return key, description
+    return OTHER_CPU_KIND
+
+
 def use_onednn(environ=os.environ) -> None:
     """Sets TF_ENABLE_ONEDNN_OPTS=1 on x86 CPUs with AVX2 when the user left it unset; it takes
     effect only if TensorFlow has not started yet (it reads the setting once)."""

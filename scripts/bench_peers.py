@@ -199,6 +199,7 @@ def main() -> None:
     parser.add_argument("--worker-timeout", type=float, default=3600)
     parser.add_argument("--quick", action="store_true", help="resnet18 at 32x32, batch 4, 2 rounds; no write")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--rows-json", help="also write this run's rows (the table's data) to this JSON file")
     arguments = parser.parse_args()
     if arguments.quick:
         arguments.models, arguments.sizes, arguments.batch, arguments.rounds = "resnet18", "32", 4, 2
@@ -222,8 +223,12 @@ def main() -> None:
            "zoo_onednn": "on" if reports.get("zoo", {}).get("onednn") else "off", "torch": torch,
            "command": benchmarks.rerun_command()}
     data["runs"].append(run)
-    data["rows"].update(rows_of(times, sides, len(data["runs"])))
-    print(table(rows_of(times, sides, len(data["runs"]))))
+    rows = rows_of(times, sides, len(data["runs"]))
+    data["rows"].update(rows)
+    print(table(rows))
+    if arguments.rows_json:
+        with open(arguments.rows_json, "w") as file:
+            json.dump({"kind": info["kind"], "torch": torch, "rows": rows}, file, indent=1)
     if not arguments.no_write:
         benchmarks.write_section(f"{SECTION}_{info['kind']}",
                                  f"The zoo vs torchvision and timm, machine kind {info['kind']} (scripts/bench_peers.py)",

@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from finetune.runtime import cpu_kind  # noqa: E402  (imports nothing of TensorFlow)
+
 BENCHMARKS_FILE = ROOT / "BENCHMARKS.md"
 TITLE = ("# Benchmarks\n\nWritten by the scripts in `scripts/` (each replaces only its own section); "
          "rerun a section with the command it gives. Timings are medians of interleaved repetitions; "
@@ -197,27 +199,13 @@ def _cpu_flags() -> list[str]:
     return []
 
 
-# The kinds of machine whose figures differ: what decides whether bfloat16 is native (AMX, AVX512-BF16,
-# Arm BF16) and whether TensorFlow turns oneDNN on by itself (it does where AVX-512 VNNI or newer is).
-MACHINE_KINDS = (
-    ("amx", ("amx_bf16",), "x86 with AMX (native bfloat16 matmul tiles)"),
-    ("avx512_bf16", ("avx512_bf16",), "x86 with AVX512-BF16 (native bfloat16)"),
-    ("avx512", ("avx512f",), "x86 with AVX-512, no native bfloat16"),
-    ("avx2", ("avx2",), "x86 with AVX2 only: no AVX-512, no native bfloat16"),
-    ("arm_bf16", ("bf16",), "Arm with BF16 (native bfloat16)"),
-)
-
-
 def machine_kind(flags: list[str] | None = None, gpus: list[str] | None = None) -> tuple[str, str]:
     """(key, description) of this machine's kind, e.g. ("avx2", "x86 with AVX2 only: ..."); a GPU
-    machine is "gpu" whatever its CPU. The key names BENCHMARKS.md sections of that kind."""
+    machine is "gpu" whatever its CPU, a CPU one its kind as the kit tells it
+    (`finetune.runtime.cpu_kind`). The key names BENCHMARKS.md sections of that kind."""
     if gpus:
         return "gpu", f"GPU ({', '.join(gpus)})"
-    flags = _cpu_flags() if flags is None else flags
-    for key, needed, description in MACHINE_KINDS:
-        if all(flag in flags for flag in needed):
-            return key, description
-    return "other", "CPU without AVX2 or BF16"
+    return cpu_kind(_cpu_flags() if flags is None else flags)
 
 
 def _memory_gib() -> float | None:

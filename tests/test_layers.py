@@ -1,10 +1,10 @@
-"""The custom layers: LRN against the paper's formula."""
+"""The custom layers: LRN against the paper's formula, the bitwise bfloat16 ReLU against TensorFlow's."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.layers import LocalResponseNormalization
+from zoo.layers import LocalResponseNormalization, relu
 
 
 def lrn_formula(a, k=2.0, n=5, alpha=1e-4, beta=0.75):
@@ -39,3 +39,22 @@ def test_lrn_serializes(tmp_path):
     reloaded = keras.saving.load_model(tmp_path / "lrn.keras", safe_mode=True)
     layer = reloaded.get_layer("lrn")
     assert (layer.depth, layer.alpha, layer.beta, layer.bias) == (7, 2e-4, 0.75, 2.0)
+
+
+def test_the_zoo_relu_is_tensorflows_relu_with_its_gradient():
+    values = np.array([-3.5, -1e-30, -0.0, 0.0, 1e-30, 0.5, 7.25, np.inf, -np.inf], "float32")
+    for dtype in (tf.bfloat16, tf.float32):
+        x = tf.cast(tf.constant(np.concatenate([values, np.random.default_rng(0).normal(size=55).astype("float32")])), dtype)
+        upstream = tf.cast(tf.range(x.shape[0], dtype=tf.float32) - 30.0, dtype)
+        results = []
+        for function in (relu, tf.nn.relu):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = function(x)
+            results.append((y, tape.gradient(y, x, output_gradients=upstream)))
+        (ours, our_gradient), (theirs, their_gradient) = results
+        assert ours.dtype == dtype
+        np.testing.assert_array_equal(tf.cast(ours, tf.float32), tf.cast(theirs, tf.float32))  # -0.0 == 0.0
+        np.testing.assert_array_equal(tf.cast(our_gradient, tf.float32), tf.cast(their_gradient, tf.float32))
+    layer = keras.layers.Activation(relu)
+    assert keras.layers.Activation.from_config(layer.get_config()).activation is relu

@@ -10,12 +10,13 @@ from finetune.cli import main
 from finetune.cli.jobs.training import build_config
 from finetune.training import modeling
 from finetune.training.config import FinetuneConfig
+from finetune.training.precision import precision
 from zoo.errors import ZooError
-from zoo.layers import FrozenBatchNormalization
+from zoo.layers import BatchNormalization, FrozenBatchNormalization
 from zoo.models.common import group_count
 from zoo.registry import NORMALIZATIONS
 
-LAYER_TYPES = {"batch": keras.layers.BatchNormalization, "group": keras.layers.GroupNormalization,
+LAYER_TYPES = {"batch": BatchNormalization, "group": keras.layers.GroupNormalization,
                "frozen": FrozenBatchNormalization}
 SIZE = 32
 
@@ -120,6 +121,61 @@ def test_batch_norm_weights_load_into_frozen_and_are_refused_by_group(resnets, t
         zoo.create("resnet18", weights=str(path), norm="group")
     with pytest.raises(ZooError, match="norm='frozen'"):  # refused before any download
         zoo.create("resnet18", weights="tv_in1k", norm="group")
+
+
+def fused_and_stock(policy: str, x: np.ndarray, **options):
+    """Runs the zoo's fused BatchNormalization and Keras's own on `x` with the same weights: per
+    layer, [training output, moving mean, moving variance, inference output, gradients of a random
+    projection of the training output with respect to x, gamma and beta]."""
+    rng = np.random.default_rng(1)
+    projection = tf.constant(rng.normal(size=x.shape).astype("float32"))
+    gamma, beta = rng.uniform(0.5, 2, x.shape[-1]), rng.normal(size=x.shape[-1])
+    results = []
+    with precision(policy):
+        for layer in (BatchNormalization(momentum=0.9, **options), keras.layers.BatchNormalization(momentum=0.9, **options)):
+            layer.build(x.shape)
+            layer.set_weights([gamma, beta, np.zeros_like(gamma), np.ones_like(gamma)])
+            inputs = tf.constant(x)
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                outputs = layer(inputs, training=True)
+                loss = tf.reduce_sum(tf.cast(outputs, tf.float32) * projection)
+            gradients = tape.gradient(loss, [inputs, *layer.trainable_variables])
+            results.append([np.asarray(value, "float32") for value in (
+                outputs, layer.moving_mean, layer.moving_variance, layer(inputs, training=False), *gradients)])
+    return results
+
+
+@pytest.mark.parametrize("policy, tolerance", [("float32", 1e-5), ("mixed_bfloat16", 2e-2)])
+def test_the_fused_batch_norm_computes_what_keras_computes(policy, tolerance):
+    x = np.random.default_rng(0).normal(1.0, 3.0, (4, 6, 6, 8)).astype("float32")
+    fused, stock = fused_and_stock(policy, x, epsilon=1.001e-5)
+    for name, ours, theirs in zip(("output", "moving mean", "moving variance (biased, as Keras)",
+                                   "inference output", "x gradient", "gamma gradient", "beta gradient"), fused, stock):
+        np.testing.assert_allclose(ours, theirs, rtol=tolerance, atol=tolerance * np.abs(theirs).max(), err_msg=name)
+    # what Keras's code runs instead: a 2-D input, and an epsilon under cuDNN's minimum
+    for shape, options in (((144, 8), {}), ((4, 6, 6, 8), {"epsilon": 1e-6})):
+        fused, stock = fused_and_stock(policy, x.reshape(shape) if len(shape) == 2 else x, **options)
+        for ours, theirs in zip(fused, stock):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_the_fused_batch_norm_is_keras_batch_norm_in_files(resnets, tmp_path):
+    """Its class name, variables and config are BatchNormalization's: a model saved with it loads
+    with it, and its weights load into a model built with Keras's layer and back."""
+    model = resnets["batch"]
+    assert all(type(layer).__name__ == "BatchNormalization" for layer in normalization_layers(model))
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert all(type(layer) is BatchNormalization for layer in normalization_layers(loaded))
+    batch = images(2, 5)
+    np.testing.assert_allclose(loaded(batch, training=False), model(batch, training=False), rtol=1e-5, atol=1e-6)
+    model.save_weights(tmp_path / "model.weights.h5")
+    stock = keras.models.clone_model(model, clone_function=lambda layer: (
+        keras.layers.BatchNormalization.from_config(layer.get_config())
+        if isinstance(layer, BatchNormalization) else layer.__class__.from_config(layer.get_config())))
+    stock.load_weights(tmp_path / "model.weights.h5")
+    np.testing.assert_allclose(stock(batch, training=False), model(batch, training=False), rtol=1e-4, atol=1e-5)
 
 
 def test_a_bad_norm_value_names_the_allowed_ones():

@@ -4,12 +4,13 @@ compute in float32 again for serving."""
 from __future__ import annotations
 
 import contextlib
+import math
 
 import keras
 import tensorflow as tf
 
 import zoo
-from finetune.runtime import cpu_flags
+from finetune.runtime import cpu_flags, cpu_kind
 from finetune.training.devices import is_tpu
 
 
@@ -36,12 +37,37 @@ def cpu_has_bfloat16() -> bool:
     return bool(cpu_flags() & set(BFLOAT16_CPU_FLAGS))
 
 
-# Below this many FLOPs per training step (forward and backward), bfloat16 gains nothing even on
-# CPUs that multiply it natively: the casts around every layer and oneDNN's reorders cost as much
-# as the faster matmuls save. Measured with oneDNN on AVX512-BF16 (BENCHMARKS.md): LeNet-5 at 32x32,
-# batch 64 (0.16 GFLOP a step) x1.02 end to end; ResNet-18 at 64x64, batch 64 (57 GFLOP) x1.21;
-# ResNet-50 at 128x128, batch 64 (500 GFLOP) x1.29. The threshold sits well inside that gap.
+# How much faster the kit's mixed_bfloat16 training step ran than its float32 one, measured per
+# CPU kind (`finetune.runtime.cpu_kind`) at steps of a given size (FLOPs, `training_step_flops`):
+# (step FLOPs, float32 step time / bfloat16 step time). `--precision auto` picks bfloat16 on a CPU
+# where the measurement nearest the step's size (in log FLOPs) found it faster by more than a tie
+# (BFLOAT16_MIN_SPEEDUP: within 3%, float32, which serves without casts, is kept).
+# - avx512_bf16 (AMD EPYC, oneDNN; bench_knobs, bench_finetune, before BatchNorm ran fused, which
+#   gained bfloat16 more than float32): LeNet-5 at 32x32, batch 64, 1.02 end to end; ResNet-18 at
+#   64x64, batch 64, 1.21; ResNet-50 at 128x128, batch 64, 1.29.
+# - amx (Intel Xeon, oneDNN, BatchNorm fused; scripts/bench_peers.py, the zoo side, medians of 3
+#   rounds): LeNet-5 at 32x32, batch 64, 1.02; ResNet-50 at 224x224, batch 32, 1.89.
+# On CPUs without native bfloat16 (avx2, avx512) oneDNN emulates it and runs slower than float32.
+BFLOAT16_TRAINING_SPEEDUPS = {
+    "avx512_bf16": ((1.6e8, 1.02), (5.7e10, 1.21), (5.0e11, 1.29)),
+    "amx": ((1.6e8, 1.02), (7.5e11, 1.89)),
+}
+BFLOAT16_MIN_SPEEDUP = 1.03
+# Kinds with native bfloat16 but no measurement yet (Arm BF16): bfloat16 from this many FLOPs per
+# step on, where it paid on the measured kinds (between LeNet-5's and ResNet-18's steps).
 BFLOAT16_MIN_STEP_FLOPS = 2e9
+
+
+def bfloat16_trains_faster(kind: str, step_flops: float | None) -> bool:
+    """Whether a mixed_bfloat16 training step of `step_flops` (None: not known, taken as large)
+    ran faster than a float32 one on CPUs of `kind`, by the measurements above."""
+    if kind not in BFLOAT16_TRAINING_SPEEDUPS:
+        return kind == "arm_bf16" and (step_flops is None or step_flops >= BFLOAT16_MIN_STEP_FLOPS)
+    measured = BFLOAT16_TRAINING_SPEEDUPS[kind]
+    if step_flops is None:
+        return measured[-1][1] > BFLOAT16_MIN_SPEEDUP
+    nearest = min(measured, key=lambda point: abs(math.log(point[0]) - math.log(max(step_flops, 1.0))))
+    return nearest[1] > BFLOAT16_MIN_SPEEDUP
 
 
 def training_step_flops(model_name: str, input_shape, batch_size: int) -> float:
@@ -62,12 +88,11 @@ def precision_policy(precision: str, strategy, step_flops: float | None = None) 
     - mixed: float16 with loss scaling on GPU, bfloat16 on TPU and CPU;
     - auto (the default), the fastest correct choice per device: bfloat16 on TPU (its native
       matmul type); float16 on GPUs with tensor cores; on CPU, bfloat16 where the CPU multiplies
-      it natively (AMX, AVX512-BF16, Arm BF16) and the training step (`step_flops`, see
-      `training_step_flops`; None: not known) is big enough to gain from it, else float32.
-      Measured with oneDNN on AVX512-BF16: training 1.2-1.3x, inference 1.3-1.4x faster, the
-      same validation accuracy, for steps from ResNet-18 at 64x64 up; without native bfloat16
-      (AVX2 only) oneDNN emulates it and it runs slower than float32 (BENCHMARKS.md, bench_knobs,
-      bench_finetune and bench_peers).
+      it natively (AMX, AVX512-BF16, Arm BF16) and a training step of this size (`step_flops`,
+      see `training_step_flops`; None: not known) was measured faster in it on this kind of CPU
+      (`bfloat16_trains_faster`), else float32. The same validation accuracy either way; without
+      native bfloat16 (AVX2 only) oneDNN emulates it and it runs slower than float32
+      (BENCHMARKS.md, bench_knobs, bench_finetune and bench_peers).
     """
     if precision == "float32":
         return "float32"
@@ -78,8 +103,8 @@ def precision_policy(precision: str, strategy, step_flops: float | None = None) 
         if gpus:
             tensor_cores = all(gpu is not None and gpu >= TENSOR_CORE_CAPABILITY for gpu in gpus)
             return "mixed_float16" if tensor_cores else "float32"
-        big_enough = step_flops is None or step_flops >= BFLOAT16_MIN_STEP_FLOPS
-        return "mixed_bfloat16" if cpu_has_bfloat16() and big_enough else "float32"
+        faster = cpu_has_bfloat16() and bfloat16_trains_faster(cpu_kind()[0], step_flops)
+        return "mixed_bfloat16" if faster else "float32"
     return "mixed_float16" if gpus else "mixed_bfloat16"
 
 

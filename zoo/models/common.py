@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from zoo.layers import FrozenBatchNormalization
+from zoo.layers import BatchNormalization, FrozenBatchNormalization
 from zoo.registry import NORMALIZATIONS
 
 RELU_INIT = "he_normal"  # He et al. 2015: keeps activation variance through ReLU layers
@@ -42,10 +42,10 @@ def group_count(channels: int) -> int:
 
 
 def normalization(x, norm: str, name: str, epsilon: float):
-    """Normalizes `x` as `norm` asks: "batch" (BatchNormalization), "group" (GroupNormalization,
+    """Normalizes `x` as `norm` asks: "batch" (BatchNormalization, the zoo's fused one), "group" (GroupNormalization,
     groups from the channel count) or "frozen" (BatchNormalization on its moving statistics)."""
     if norm == "group":
         return layers.GroupNormalization(groups=group_count(x.shape[-1]), epsilon=epsilon, name=name)(x)
     if norm == "frozen":
         return FrozenBatchNormalization(epsilon=epsilon, name=name)(x)
-    return layers.BatchNormalization(epsilon=epsilon, name=name)(x)
+    return BatchNormalization(epsilon=epsilon, name=name)(x)

@@ -22,6 +22,7 @@ with BatchNormalization on its moving statistics for fine-tuning pretrained weig
 import keras
 from keras import layers
 
+from zoo.layers import relu as zoo_relu
 from zoo.models.common import RELU_INIT, check_normalization, classifier, feature_pooling, image_input, normalization
 from zoo.specs.resnet import CONFIGS
 
@@ -37,7 +38,14 @@ def batch_norm(x, name, epsilon=BN_EPSILON, norm="batch"):
 
 
 def relu(x, name):
+    """A ReLU that TensorFlow fuses into the BatchNormalization or convolution before it."""
     return layers.Activation("relu", name=name)(x)
+
+
+def block_output(shortcut, x, name):
+    """The residual sum and its ReLU (the zoo's bfloat16-fast one: after an Add, nothing fuses it)."""
+    x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return layers.Activation(zoo_relu, name=f"{name}_out")(x)
 
 
 def conv(x, filters, kernel, name, strides=1, padding="valid", use_bias=True):
@@ -55,8 +63,7 @@ def basic_block(x, filters, stride, shortcut_conv, name, norm="batch"):
     x = relu(batch_norm(x, f"{name}_1_bn", norm=norm), f"{name}_1_relu")
     x = conv(x, filters, 3, f"{name}_2_conv", padding="same", use_bias=False)
     x = batch_norm(x, f"{name}_2_bn", norm=norm)
-    x = layers.Add(name=f"{name}_add")([shortcut, x])
-    return relu(x, f"{name}_out")
+    return block_output(shortcut, x, name)
 
 
 def bottleneck_block(x, filters, stride, shortcut_conv, name, norm="batch"):
@@ -71,8 +78,7 @@ def bottleneck_block(x, filters, stride, shortcut_conv, name, norm="batch"):
     x = relu(batch_norm(x, f"{name}_2_bn", norm=norm), f"{name}_2_relu")
     x = conv(x, 4 * filters, 1, f"{name}_3_conv")
     x = batch_norm(x, f"{name}_3_bn", norm=norm)
-    x = layers.Add(name=f"{name}_add")([shortcut, x])
-    return relu(x, f"{name}_out")
+    return block_output(shortcut, x, name)
 
 
 def preactivation_bottleneck_block(x, filters, stride, shortcut_conv, name, norm="batch"):
@@ -105,8 +111,7 @@ def torch_basic_block(x, filters, stride, shortcut_conv, name, norm="batch"):
     x = layers.ZeroPadding2D(1, name=f"{name}_2_pad")(x)
     x = conv(x, filters, 3, f"{name}_2_conv", use_bias=False)
     x = batch_norm(x, f"{name}_2_bn", TORCH_BN_EPSILON, norm=norm)
-    x = layers.Add(name=f"{name}_add")([shortcut, x])
-    return relu(x, f"{name}_out")
+    return block_output(shortcut, x, name)
 
 
 def torch_bottleneck_block(x, filters, stride, shortcut_conv, name, norm="batch"):
@@ -122,8 +127,7 @@ def torch_bottleneck_block(x, filters, stride, shortcut_conv, name, norm="batch"
     x = relu(batch_norm(x, f"{name}_2_bn", TORCH_BN_EPSILON, norm=norm), f"{name}_2_relu")
     x = conv(x, 4 * filters, 1, f"{name}_3_conv", use_bias=False)
     x = batch_norm(x, f"{name}_3_bn", TORCH_BN_EPSILON, norm=norm)
-    x = layers.Add(name=f"{name}_add")([shortcut, x])
-    return relu(x, f"{name}_out")
+    return block_output(shortcut, x, name)
 
 
 BLOCKS = {
