@@ -92,7 +92,9 @@ start=$(date +%s)
 "$PYTHON" -m finetune finetune "${FINETUNE[@]}" --data "$WORK/images" --out "$WORK/run"
 cp "$WORK/run/metrics.json" "$OUT/finetune_metrics.json"
 cp "$WORK/run/history.csv" "$OUT/finetune_history.csv"
-timing "zoo finetune ${FINETUNE[0]}, 1 epoch" "$(tail -1 "$WORK/run/history.csv")" "$(seconds "$start")"
+history="$WORK/run/history.csv"  # the epoch's row as name=value pairs
+timing "zoo finetune ${FINETUNE[0]}, 1 epoch" "$(paste -d= <(head -1 "$history" | tr -d '\r' | tr , '\n') \
+  <(tail -1 "$history" | tr -d '\r' | tr , '\n') | paste -sd' ')" "$(seconds "$start")"
 
 step "export and predict on the export"
 start=$(date +%s)
@@ -100,9 +102,8 @@ start=$(date +%s)
 timing "zoo export" "SavedModel" "$(seconds "$start")"
 start=$(date +%s)
 export_dir="$(find "$WORK/serving" -name saved_model.pb -printf '%h\n' | head -1)"
-prediction="$("$PYTHON" -m finetune predict "$export_dir" "$WORK/probe.png" | tail -1)"
-echo "$prediction"
-timing "zoo predict on the export" "$prediction" "$(seconds "$start")"
+"$PYTHON" -m finetune predict "$export_dir" "$WORK/probe.png" | tee "$WORK/prediction.txt"
+timing "zoo predict on the export" "top-1: $(grep -m1 -E '^ *1\. ' "$WORK/prediction.txt" | sed 's/^ *1\. *//')" "$(seconds "$start")"
 
 step "results"
 "$PYTHON" - "$WORK/peers.json" "$TIMINGS" <<'EOF' | tee "$OUT/device_check.md"

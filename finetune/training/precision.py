@@ -46,11 +46,11 @@ def cpu_has_bfloat16() -> bool:
 #   gained bfloat16 more than float32): LeNet-5 at 32x32, batch 64, 1.02 end to end; ResNet-18 at
 #   64x64, batch 64, 1.21; ResNet-50 at 128x128, batch 64, 1.29.
 # - amx (Intel Xeon, oneDNN, BatchNorm fused; scripts/bench_peers.py, the zoo side, medians of 3
-#   rounds): LeNet-5 at 32x32, batch 64, 1.02; ResNet-50 at 224x224, batch 32, 1.89.
+#   rounds): LeNet-5 at 32x32, batch 64, 1.02; ResNet-50 at 224x224, batch 32, 1.87.
 # On CPUs without native bfloat16 (avx2, avx512) oneDNN emulates it and runs slower than float32.
 BFLOAT16_TRAINING_SPEEDUPS = {
     "avx512_bf16": ((1.6e8, 1.02), (5.7e10, 1.21), (5.0e11, 1.29)),
-    "amx": ((1.6e8, 1.02), (7.5e11, 1.89)),
+    "amx": ((1.6e8, 1.02), (7.5e11, 1.87)),
 }
 BFLOAT16_MIN_SPEEDUP = 1.03
 # Kinds with native bfloat16 but no measurement yet (Arm BF16): bfloat16 from this many FLOPs per
