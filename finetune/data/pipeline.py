@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import logging
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -213,7 +214,9 @@ class DataBundle:
     sizes: dict[str, int]
     description: str
     skipped: list[str]
-    _train_images: tf.data.Dataset  # uint8, decoded and resized, unshuffled, before augmentation
+    # uint8, decoded and resized, unshuffled, before augmentation; made on first use, as building a
+    # decoding stream (tracing its functions) takes a few tenths of a second
+    _train_images: Callable[[], tf.data.Dataset]
     _train_labels: tf.data.Dataset  # int labels of the same examples, images left undecoded
     unreadable: decoding.UnreadableFiles | None = None  # files the streams left out as they met them
 
@@ -224,7 +227,7 @@ class DataBundle:
     @functools.cached_property
     def statistics(self) -> dict:
         """Pixel statistics of the training split only (see `image_statistics`), computed on first use."""
-        return image_statistics(self._train_images)
+        return image_statistics(self._train_images())
 
     @functools.cached_property
     def class_weights(self) -> dict[int, float]:
@@ -411,7 +414,7 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
         class_names=list(source.class_names), sizes=sizes,
         description=f"{source.description} ({num_classes} classes; {described})",
         skipped=source.skipped,
-        _train_images=decoded(source.splits["train"]).map(lambda image, label: image),
+        _train_images=lambda: decoded(source.splits["train"]).map(lambda image, label: image),
         _train_labels=source.splits["train"].map(lambda item, label: label),
         unreadable=unreadable,
     )

@@ -53,7 +53,9 @@ def load(config: FinetuneConfig, global_batch: int, drop_remainder: bool):
     )
     if bundle.num_classes < 2:
         raise ZooError(f"{bundle.description}: at least two classes are needed to train a classifier")
-    statistics = bundle.statistics or {}
+    # AlexNet's lighting noise takes the training split's colour PCA; nothing else needs its statistics,
+    # which read up to 2,000 images
+    statistics = (bundle.statistics or {}) if settings.get("lighting") else {}
     pca = None
     if "pca_eigval" in statistics:
         pca = (np.asarray(statistics["pca_eigval"]).tolist(), np.asarray(statistics["pca_eigvec"]).tolist())
