@@ -341,31 +341,20 @@ def time_streams(build, size_of, train_count: int, warmup: int, tail: int, val_p
             "first_batch_s": first_batch, "from_process_start_s": from_process_start, "peak_rss_mib": memory.mib()}
 
 
-def kit_load_data(root: Path, evaluation="tv_in1k", **options):
-    """load_data as the benchmark asks; (the bundle, a note when the kit lacks random_crop/random_flip).
-    `evaluation`: "tv_in1k" (torchvision's resize 256 + crop 224, antialiased as PIL) or None (the
-    squash of a run that starts from no tag)."""
-    import inspect
-
+def kit_load_data(root: Path, evaluation="tv_in1k"):
+    """load_data as the benchmark asks. `evaluation`: "tv_in1k" (torchvision's resize 256 + crop 224,
+    antialiased as PIL) or None (the squash of a run that starts from no tag)."""
     import zoo
     from finetune.data import load_data
     from zoo.eval_transform import TORCHVISION_V1
 
-    note = None
-    if "random_crop" in inspect.signature(load_data).parameters:
-        options.update(random_crop=(0.08, 1.0), random_flip=True)
-    else:
-        note = "this kit has no random_crop/random_flip: its plain resize, no augmentation"
-    bundle = load_data(str(root), image_size=(PHOTO_SIZE, PHOTO_SIZE, 3), batch_size=PHOTO_BATCH,
-                       preprocessing=zoo.info("resnet50").preprocessing, cache=False,
-                       evaluation=TORCHVISION_V1 if evaluation else None, **options)
-    return bundle, note
+    return load_data(str(root), image_size=(PHOTO_SIZE, PHOTO_SIZE, 3), batch_size=PHOTO_BATCH,
+                     preprocessing=zoo.info("resnet50").preprocessing, cache=False, random_crop=(0.08, 1.0),
+                     random_flip=True, evaluation=TORCHVISION_V1 if evaluation else None)
 
 
 def kit_streams(root: Path, extra: dict, evaluation="tv_in1k"):
-    bundle, note = kit_load_data(root, evaluation)
-    if note:
-        extra["note"] = note
+    bundle = kit_load_data(root, evaluation)
     return bundle.train, bundle.validation
 
 
@@ -482,12 +471,12 @@ def kit_start_up(root: Path) -> dict:
     memory = PeakMemory()
     process_start = psutil.Process().create_time()
     started = time.perf_counter()
-    bundle, note = kit_load_data(root)
+    bundle = kit_load_data(root)
     loaded = time.perf_counter() - started
     next(iter(bundle.train))
     return {"load_data_s": loaded, "first_batch_s": time.perf_counter() - started,
             "from_process_start_s": time.time() - process_start, "images": bundle.sizes.get("train"),
-            "peak_rss_mib": memory.mib(), **({"note": note} if note else {})}
+            "peak_rss_mib": memory.mib()}
 
 
 def photos_worker(args) -> None:

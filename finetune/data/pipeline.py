@@ -354,17 +354,17 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
     on_workers = decoding.UnreadableFiles(print_only=True)  # a service worker cannot write to the trainer's table
 
     def decoded(items, role="train", augmented=False, remote=False):
-        """(item, target[, seed]) -> (uint8 image, target); `augmented`: with the training geometry."""
+        """(item, target) -> (uint8 image, target); `augmented`: with the training geometry."""
         evaluated = None if role == "train" else evaluation
         if source.files:
-            items = items if augmented else with_seeds(items, seed)
-            return decode_files(items, image_size, on_workers if remote else unreadable, evaluated,
-                                geometry if augmented else Geometry(), exact=role != "train")
+            return decode_files(with_seeds(items, seed), image_size, on_workers if remote else unreadable,
+                                evaluated, geometry if augmented else Geometry(), exact=role != "train")
         if augmented:  # decoded whole by the source, then cropped
             def decode_one(item, target, pair):
                 return source.decode(item), target, pair
 
-            return augment_geometry(items.map(decode_one, num_parallel_calls=AUTOTUNE), image_size, geometry)
+            return augment_geometry(with_seeds(items, seed).map(decode_one, num_parallel_calls=AUTOTUNE),
+                                    image_size, geometry)
         return decode_items(source, items, image_size, evaluated)
 
     def finish(images, training):
@@ -394,7 +394,7 @@ def load_data(spec: str | None = None, *, image_size, batch_size: int = 32, prep
             return augment_geometry(with_seeds(images, seed), image_size, geometry) if augmented else images
         items = shuffled(items, role) if training else items  # shuffle paths or bytes, not pixels
         remote = role == "train" and data_service is not None
-        images = decoded(with_seeds(items, seed) if augmented else items, role, augmented, remote)
+        images = decoded(items, role, augmented, remote)
         return service.distribute(images, data_service) if remote else images
 
     streams = {}

@@ -50,13 +50,18 @@ def check_address(address: str) -> str:
     return text
 
 
+def refuse_balance(balance: str | None) -> None:
+    """Balanced sampling draws from endless per-class streams, which no worker could split into epochs."""
+    if balance is not None:
+        raise ZooError("--balance cannot be used with --data-service: leave one out (--class-weights also "
+                       "corrects for imbalance)")
+
+
 def check_usable(source: Source, balance: str | None, carved: bool) -> None:
     """Refuses what the service cannot run faithfully: balanced sampling (endless per-class streams,
     which no worker could split into epochs), and splits carved by position in a stream (a TFDS
     dataset without a validation split, or capped)."""
-    if balance is not None:
-        raise ZooError("--balance cannot be used with --data-service: leave one out (class weights, "
-                       "--class-weights, also correct for imbalance)")
+    refuse_balance(balance)
     if carved and not source.arrays:
         raise ZooError(f"{source.description}: --data-service needs a data set with its own validation split, and no "
                        f"--max-examples or --folds, unless it is a folder of images")

@@ -287,9 +287,7 @@ class FinetuneConfig(RunSettings):
             require_text(field, getattr(self, field), optional=True)
         if self.data_service is not None:
             service.check_address(self.data_service)
-            if self.balance:
-                raise ZooError("--balance cannot be used with --data-service: leave one out (--class-weights also "
-                               "corrects for imbalance)")
+            service.refuse_balance(self.balance)
         if not isinstance(self.model_options, dict) or not isinstance(self.augment_options, dict):
             raise ZooError("model_options and augment_options are mappings of option names to values")
         unknown = set(self.model_options) - set(spec.options) - {"classifier_activation"}
